@@ -1,0 +1,59 @@
+"""One fixture, ``backend``, parametrised over every backend xpnet supports.
+
+A backend that cannot run here (no torch installed, no CUDA device for CuPy) is skipped
+with the reason the backend module gives.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import xpnet as xn
+from xpnet import backend as B
+
+ALL_BACKENDS = ["numpy", "array_api_strict", "torch", "cupy"]
+SHARED = Path(os.environ.get("XPNET_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+
+
+def _params():
+    params = []
+    for name in ALL_BACKENDS:
+        marks = [pytest.mark.gpu] if name == "cupy" else []
+        params.append(pytest.param(name, marks=marks, id=name))
+    return params
+
+
+@pytest.fixture(params=_params())
+def backend(request):
+    """The active :class:`xpnet.backend.Backend`, switched for the test and restored."""
+    try:
+        B.load(request.param)
+    except xn.BackendUnavailableError as exc:
+        pytest.skip(f"backend {request.param!r} cannot run here: {exc}")
+    with xn.use_backend(request.param) as b:
+        yield b
+
+
+@pytest.fixture
+def xp(backend):
+    """The active array namespace."""
+    return backend.xp
+
+
+@pytest.fixture
+def to_xp(backend):
+    """Move host data (NumPy arrays, lists) to the active backend, optionally cast."""
+    def move(x, dtype=None):
+        return B.asarray(x, dtype=dtype, backend=backend)
+    return move
+
+
+@pytest.fixture
+def shared_data():
+    """The shared data folder (MNIST test set, the book's weights); skip if absent."""
+    path = SHARED / "data"
+    if not path.is_dir():
+        pytest.skip(f"shared data not found at {path} (set XPNET_SHARED to the shared folder)")
+    return path

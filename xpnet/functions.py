@@ -1,0 +1,164 @@
+"""Activation functions, losses and numerical differentiation (the book, chapters 2-4).
+
+Every function works on any array-API array (NumPy, CuPy, torch, array-api-strict) and
+returns an array of the same library, dtype and device. ``xp`` may be passed to skip
+the namespace lookup on a hot path.
+"""
+from __future__ import annotations
+
+from array_api_compat import array_namespace
+
+__all__ = [
+    "identity",
+    "step_function",
+    "sigmoid",
+    "relu",
+    "tanh",
+    "softmax",
+    "log_softmax",
+    "logsumexp",
+    "one_hot",
+    "mean_squared_error",
+    "cross_entropy_error",
+    "numerical_diff",
+    "numerical_gradient",
+    "gradient_descent",
+]
+
+CE_EPS = 1e-7  # the book's guard against log(0)
+
+
+def _ns(x, xp):
+    return xp if xp is not None else array_namespace(x)
+
+
+def identity(x, xp=None):
+    """Return ``x`` unchanged (the output activation of a regression network)."""
+    return x
+
+
+def step_function(x, xp=None):
+    """1 where ``x > 0``, else 0, in ``x``'s dtype (int64 for Python numbers)."""
+    xp = _ns(x, xp)
+    return xp.astype(x > 0, x.dtype if xp.isdtype(x.dtype, "real floating") else xp.int64)
+
+
+def sigmoid(x, xp=None):
+    """Logistic sigmoid ``1 / (1 + exp(-x))`` without overflow for large ``|x|``.
+
+    Written as ``exp(min(x, 0)) / (1 + exp(-|x|))``: both exponents are <= 0, so nothing
+    overflows and no warning is raised, and it equals the textbook form everywhere.
+    """
+    xp = _ns(x, xp)
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def relu(x, xp=None):
+    """``max(0, x)`` elementwise."""
+    xp = _ns(x, xp)
+    return xp.where(x > 0, x, xp.zeros_like(x))
+
+
+def tanh(x, xp=None):
+    """Hyperbolic tangent."""
+    xp = _ns(x, xp)
+    return xp.tanh(x)
+
+
+def logsumexp(x, axis=-1, keepdims=False, xp=None):
+    """``log(sum(exp(x), axis))``, computed stably by subtracting the maximum."""
+    xp = _ns(x, xp)
+    m = xp.max(x, axis=axis, keepdims=True)
+    out = xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True)) + m
+    return out if keepdims else xp.squeeze(out, axis=axis)
+
+
+def softmax(x, axis=-1, xp=None):
+    """Softmax along ``axis`` (any batch shape); the maximum is subtracted first."""
+    xp = _ns(x, xp)
+    e = xp.exp(x - xp.max(x, axis=axis, keepdims=True))
+    return e / xp.sum(e, axis=axis, keepdims=True)
+
+
+def log_softmax(x, axis=-1, xp=None):
+    """``log(softmax(x))`` computed without forming the softmax."""
+    xp = _ns(x, xp)
+    return x - logsumexp(x, axis=axis, keepdims=True, xp=xp)
+
+
+def one_hot(labels, num_classes, dtype=None, xp=None):
+    """Integer labels of any shape -> one-hot array with a trailing axis of ``num_classes``.
+
+    Built by comparison with ``arange`` (no scatter), so it works on every backend.
+    ``dtype`` defaults to the namespace's float32.
+    """
+    xp = _ns(labels, xp)
+    classes = xp.arange(num_classes, device=getattr(labels, "device", None))
+    hits = xp.astype(labels, classes.dtype)[..., None] == classes
+    return xp.astype(hits, dtype if dtype is not None else xp.float32)
+
+
+def mean_squared_error(y, t, xp=None):
+    """The book's ``0.5 * sum((y - t)**2)``, averaged over the batch when batched.
+
+    A 1-D ``y`` is one sample; for ``y.ndim >= 2`` the first axis is the batch.
+    """
+    xp = _ns(y, xp)
+    batch = y.shape[0] if y.ndim >= 2 else 1
+    return 0.5 * xp.sum((y - t) ** 2) / batch
+
+
+def cross_entropy_error(y, t, xp=None):
+    """Cross-entropy of probabilities ``y`` against labels ``t``, mean over the batch.
+
+    ``t`` may be one-hot (same shape as ``y``) or integer class labels (one dimension
+    fewer). A 1-D ``y`` is one sample. ``log(y + 1e-7)`` guards against ``log(0)``, as in
+    the book.
+    """
+    xp = _ns(y, xp)
+    if y.ndim == 1:
+        y = xp.reshape(y, (1, y.shape[0]))
+        t = xp.reshape(t, (1, -1)) if t.ndim == 1 and t.shape[0] == y.shape[1] else xp.reshape(t, (1,))
+    if t.shape != y.shape:  # integer labels -> one-hot
+        t = one_hot(t, y.shape[-1], dtype=y.dtype, xp=xp)
+    return -xp.sum(t * xp.log(y + CE_EPS)) / y.shape[0]
+
+
+# --- numerical differentiation (chapter 4) -------------------------------------------
+
+def numerical_diff(f, x, h=1e-4):
+    """Central difference ``(f(x + h) - f(x - h)) / (2h)``."""
+    return (f(x + h) - f(x - h)) / (2 * h)
+
+
+def numerical_gradient(f, x, h=1e-4):
+    """Gradient of scalar ``f`` at array ``x`` (any shape) by central differences.
+
+    ``x`` is never written into: each probe is a new array ``x + h * e_i`` built from a
+    one-hot basis vector, so backends with immutable arrays work, and ``x`` is unchanged
+    afterwards. ``f`` receives the probe array and must return a scalar (a 0-d array or
+    a number). Cost: 2 evaluations of ``f`` per element.
+    """
+    xp = array_namespace(x)
+    n = 1
+    for d in x.shape:
+        n *= d
+    index = xp.reshape(xp.arange(n, device=x.device), x.shape)
+    grads = []
+    for i in range(n):
+        step = xp.astype(index == i, x.dtype) * h
+        diff = (f(x + step) - f(x - step)) / (2 * h)
+        grads.append(xp.reshape(xp.asarray(diff, dtype=x.dtype, device=x.device), (1,)))
+    return xp.reshape(xp.concat(grads), x.shape)
+
+
+def gradient_descent(f, init_x, lr=0.01, step_num=100):
+    """Minimise ``f`` from ``init_x`` with ``step_num`` steps of ``x -= lr * grad``.
+
+    Returns the final ``x`` (a new array; ``init_x`` is not modified).
+    """
+    x = init_x
+    for _ in range(step_num):
+        x = x - lr * numerical_gradient(f, x)
+    return x

@@ -1,0 +1,100 @@
+"""Activation layers: Relu, Sigmoid, Tanh, Softmax, Linear (the book, chapter 5).
+
+Each keeps what its backward needs from the forward pass: Relu its mask, Sigmoid and
+Tanh and Softmax their output.
+"""
+from __future__ import annotations
+
+from .. import functions as F
+from .base import Layer
+
+__all__ = ["Relu", "Sigmoid", "Tanh", "Softmax", "Linear", "get_activation", "ACTIVATIONS"]
+
+
+class Relu(Layer):
+    """``max(0, x)``; backward lets the gradient through where ``x > 0``."""
+
+    def forward(self, x, training=True):
+        xp = self._ns(x)
+        self.mask = x > 0
+        return xp.where(self.mask, x, xp.zeros_like(x))
+
+    def backward(self, dout):
+        xp = self.xp
+        return xp.where(self.mask, dout, xp.zeros_like(dout))
+
+
+class Sigmoid(Layer):
+    """``1 / (1 + exp(-x))``; backward ``dout * y * (1 - y)``."""
+
+    def forward(self, x, training=True):
+        self.out = F.sigmoid(x, xp=self._ns(x))
+        return self.out
+
+    def backward(self, dout):
+        y = self.out
+        return dout * (1.0 - y) * y
+
+
+class Tanh(Layer):
+    """``tanh(x)``; backward ``dout * (1 - y**2)``."""
+
+    def forward(self, x, training=True):
+        self.out = self._ns(x).tanh(x)
+        return self.out
+
+    def backward(self, dout):
+        y = self.out
+        return dout * (1.0 - y * y)
+
+
+class Softmax(Layer):
+    """Softmax over the last axis; backward is the Jacobian-vector product
+    ``y * (dout - sum(dout * y))``."""
+
+    def forward(self, x, training=True):
+        self.out = F.softmax(x, xp=self._ns(x))
+        return self.out
+
+    def backward(self, dout):
+        y = self.out
+        return y * (dout - self.xp.sum(dout * y, axis=-1, keepdims=True))
+
+
+class Linear(Layer):
+    """The identity activation ("linear" in Keras)."""
+
+    def forward(self, x, training=True):
+        return x
+
+    def backward(self, dout):
+        return dout
+
+
+ACTIVATIONS = {
+    "relu": Relu,
+    "sigmoid": Sigmoid,
+    "tanh": Tanh,
+    "softmax": Softmax,
+    "linear": Linear,
+    "identity": Linear,
+}
+
+
+def get_activation(spec) -> Layer:
+    """An activation layer from a name ("relu", "sigmoid", "tanh", "softmax", "linear"),
+    ``None`` (linear), a Layer instance or a Layer class."""
+    if spec is None:
+        return Linear()
+    if isinstance(spec, Layer):
+        return spec
+    if isinstance(spec, type) and issubclass(spec, Layer):
+        return spec()
+    if isinstance(spec, str):
+        key = spec.lower()
+        if key in ACTIVATIONS:
+            return ACTIVATIONS[key]()
+        raise ValueError(
+            f"unknown activation {spec!r}; valid names are: {', '.join(ACTIVATIONS)}"
+        )
+    raise TypeError(f"an activation is a name or a Layer, got {type(spec).__name__}")

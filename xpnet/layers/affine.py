@@ -1,0 +1,139 @@
+"""Affine (fully connected) layers and Flatten.
+
+``Affine`` is the book's layer (chapter 5), built from given ``W`` and ``b``; ``Dense``
+is the Keras-style layer that builds its own weights from the first input shape and
+applies an activation. Both flatten N-D input to ``(batch, features)`` and give the
+input's shape back in ``backward``.
+"""
+from __future__ import annotations
+
+from array_api_compat import array_namespace
+
+from .. import backend as _backend
+from ..initializers import initialize
+from .activations import get_activation
+from .base import Layer
+
+__all__ = ["Affine", "Dense", "Flatten"]
+
+
+class Affine(Layer):
+    """``out = x @ W + b`` with ``x`` flattened to ``(batch, W.shape[0])``.
+
+    Backward: ``dx = dout @ W.T``, ``dW = x.T @ dout``, ``db = sum(dout, axis=0)``.
+    ``dx`` is skipped when ``need_input_grad`` is False (the first layer of a network).
+    """
+
+    def __init__(self, W=None, b=None, name=None, input_shape=None, input_dim=None):
+        super().__init__(name=name, input_shape=input_shape, input_dim=input_dim)
+        if W is not None:
+            self.xp = array_namespace(W) if b is None else array_namespace(W, b)
+            self.params["W"] = W
+            if b is not None:
+                self.params["b"] = b
+            self.built = True
+            if self.input_shape is None:
+                self.input_shape = (W.shape[0],)
+
+    def compute_output_shape(self, input_shape):
+        return (self.params["W"].shape[1],)
+
+    def _affine_forward(self, x):
+        xp = self._ns(x)
+        self.x_shape = x.shape
+        if x.ndim != 2:
+            x = xp.reshape(x, (x.shape[0], -1))
+        self.x = x
+        out = x @ self.params["W"]
+        b = self.params.get("b")
+        return out if b is None else out + b
+
+    def _affine_backward(self, dout):
+        xp = self.xp
+        W = self.params["W"]
+        self.grads["W"] = self.x.T @ dout
+        if "b" in self.params:
+            self.grads["b"] = xp.sum(dout, axis=0)
+        if not self.need_input_grad:
+            return None
+        dx = dout @ W.T
+        if len(self.x_shape) != 2:
+            dx = xp.reshape(dx, self.x_shape)
+        return dx
+
+    def forward(self, x, training=True):
+        return self._affine_forward(x)
+
+    def backward(self, dout):
+        return self._affine_backward(dout)
+
+
+class Dense(Affine):
+    """Keras-style fully connected layer: ``activation(x @ W + b)``.
+
+    Parameters
+    ----------
+    units : int
+        Number of outputs.
+    activation : str, Layer or None
+        "relu", "sigmoid", "tanh", "softmax", "linear" (``None``), or a layer.
+    input_dim, input_shape : optional
+        The per-sample input size, for the first layer of a model.
+    kernel_initializer : float or str
+        See :mod:`xpnet.initializers`; default "glorot_uniform" as in Keras.
+    use_bias : bool
+        Add a bias ``b`` (initialised to zeros).
+    """
+
+    def __init__(self, units, activation=None, input_dim=None, input_shape=None,
+                 kernel_initializer="glorot_uniform", use_bias=True, name=None):
+        if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
+            raise ValueError(f"Dense(units) needs a positive int, got {units!r}")
+        super().__init__(name=name, input_shape=input_shape, input_dim=input_dim)
+        self.units = units
+        self.activation = get_activation(activation)
+        self.kernel_initializer = kernel_initializer
+        self.use_bias = bool(use_bias)
+
+    def build(self, input_shape, *, xp, device=None, dtype="float32", rng=None):
+        fan_in = 1
+        for d in input_shape:
+            fan_in *= int(d)
+        rng = _backend.host_rng(rng)
+        W = initialize(self.kernel_initializer, (fan_in, self.units), rng, dtype)
+        self.params["W"] = xp.asarray(W, device=device)
+        if self.use_bias:
+            self.params["b"] = xp.zeros((self.units,), dtype=getattr(xp, dtype), device=device)
+        self.activation.xp = xp
+        return super().build(input_shape, xp=xp)
+
+    def compute_output_shape(self, input_shape):
+        return (self.units,)
+
+    def forward(self, x, training=True):
+        return self.activation.forward(self._affine_forward(x), training)
+
+    def backward(self, dout):
+        return self._affine_backward(self.activation.backward(dout))
+
+    def get_config(self):
+        act = type(self.activation).__name__.lower()
+        return {"name": self.name, "units": self.units, "activation": act,
+                "use_bias": self.use_bias}
+
+
+class Flatten(Layer):
+    """Flatten each sample: ``(batch, d1, d2, ...) -> (batch, d1*d2*...)``."""
+
+    def compute_output_shape(self, input_shape):
+        n = 1
+        for d in input_shape:
+            n *= int(d)
+        return (n,)
+
+    def forward(self, x, training=True):
+        self.x_shape = x.shape
+        return self._ns(x).reshape(x, (x.shape[0], -1))
+
+    def backward(self, dout):
+        return self.xp.reshape(dout, self.x_shape)

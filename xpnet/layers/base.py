@@ -1,0 +1,81 @@
+"""The layer contract every xpnet layer follows.
+
+A layer is a node of the computational graph (the book, chapter 5): ``forward(x)``
+computes the output and keeps what ``backward`` needs; ``backward(dout)`` takes the
+gradient of the loss with respect to the output and returns the gradient with respect
+to the input, leaving the gradients of the layer's parameters in ``grads``.
+
+- ``params``: trainable arrays by name (``"W"``, ``"b"``, ``"gamma"`` ...), rebound, never
+  written in place, so backends with immutable arrays work.
+- ``grads``: the gradients of ``params`` from the last ``backward``, same names.
+- ``state``: non-trainable arrays (BatchNormalization's running statistics).
+- ``xp``: the array namespace, bound when the layer is built (or from the first input
+  when a layer is used on its own).
+"""
+from __future__ import annotations
+
+from array_api_compat import array_namespace
+
+__all__ = ["Layer"]
+
+
+class Layer:
+    """Base class: override ``forward``, ``backward`` and, for layers with parameters,
+    ``build`` and ``compute_output_shape``."""
+
+    def __init__(self, name: str | None = None, input_shape=None, input_dim: int | None = None):
+        if input_dim is not None:
+            input_shape = (int(input_dim),)
+        self.name = name
+        self.input_shape = tuple(int(d) for d in input_shape) if input_shape is not None else None
+        self.params: dict = {}
+        self.grads: dict = {}
+        self.state: dict = {}
+        self.xp = None
+        self.built = False
+        self.need_input_grad = True
+
+    # -- building ---------------------------------------------------------------------
+    def build(self, input_shape, *, xp, device=None, dtype=None, rng=None):
+        """Create the parameters for per-sample ``input_shape``; return the output shape."""
+        self.xp = xp
+        self.input_shape = tuple(input_shape)
+        self.built = True
+        return self.compute_output_shape(self.input_shape)
+
+    def compute_output_shape(self, input_shape):
+        """The per-sample output shape for a per-sample ``input_shape``."""
+        return tuple(input_shape)
+
+    def _ns(self, x):
+        xp = self.xp
+        if xp is None:
+            xp = self.xp = array_namespace(x)
+        return xp
+
+    # -- computing --------------------------------------------------------------------
+    def forward(self, x, training=True):
+        raise NotImplementedError
+
+    def backward(self, dout):
+        raise NotImplementedError
+
+    def __call__(self, x, training=False):
+        return self.forward(x, training=training)
+
+    # -- bookkeeping ------------------------------------------------------------------
+    def count_params(self) -> int:
+        """Number of trainable scalars."""
+        total = 0
+        for p in self.params.values():
+            n = 1
+            for d in p.shape:
+                n *= d
+            total += n
+        return total
+
+    def get_config(self) -> dict:
+        return {"name": self.name}
+
+    def __repr__(self):
+        return f"{type(self).__name__}(name={self.name!r})"

@@ -1,0 +1,33 @@
+"""SoftmaxWithLoss: the book's output layer for classification (chapter 5)."""
+from __future__ import annotations
+
+from .. import functions as F
+from .base import Layer
+
+__all__ = ["SoftmaxWithLoss"]
+
+
+class SoftmaxWithLoss(Layer):
+    """Softmax of the scores ``x`` followed by cross-entropy against ``t``.
+
+    ``forward(x, t)`` returns the mean loss over the batch; ``t`` is one-hot or integer
+    labels. ``backward(dout=1)`` returns ``dout * (y - t) / batch``: the softmax and the
+    cross-entropy gradients cancel into this simple form. The loss is computed with
+    ``log_softmax`` (exact, no ``log(0)``), which differs from the book's
+    ``log(y + 1e-7)`` by at most ``1e-7 / y``.
+    """
+
+    def forward(self, x, t, training=True):
+        xp = self._ns(x)
+        if x.ndim == 1:
+            x = xp.reshape(x, (1, -1))
+            t = xp.reshape(t, (1, -1)) if t.ndim == 1 else xp.reshape(t, (1,))
+        if t.shape != x.shape:
+            t = F.one_hot(t, x.shape[-1], dtype=x.dtype, xp=xp)
+        self.t = t
+        self.y = F.softmax(x, xp=xp)
+        self.loss = -xp.sum(t * F.log_softmax(x, xp=xp)) / x.shape[0]
+        return self.loss
+
+    def backward(self, dout=1):
+        return (self.y - self.t) * (dout / self.t.shape[0])

@@ -1,0 +1,157 @@
+"""Loss functions for :class:`xpnet.Sequential`, each giving the loss and its gradient.
+
+Every loss returns the mean over the batch (a 0-d array on the backend's device: no host
+sync) and the gradient of that mean with respect to the predictions ``y``. Where the
+output activation is the loss's natural partner (softmax for cross-entropy, sigmoid for
+binary cross-entropy) the model skips both backward passes and uses
+``grad_from_output`` : ``(y - t) / n``, the form of the book's ``SoftmaxWithLoss``.
+Probabilities are clipped to ``[1e-7, 1 - 1e-7]`` before the log, as Keras does.
+"""
+from __future__ import annotations
+
+from array_api_compat import array_namespace
+from array_api_compat import size as _size
+
+from .functions import one_hot
+
+__all__ = [
+    "Loss",
+    "MeanSquaredError",
+    "CategoricalCrossentropy",
+    "SparseCategoricalCrossentropy",
+    "BinaryCrossentropy",
+    "get_loss",
+    "LOSSES",
+]
+
+EPSILON = 1e-7
+
+
+class Loss:
+    """Base class. Subclasses implement ``value_and_grad(y, t)``."""
+
+    name = "loss"
+    #: the output activation whose backward this loss can fuse with (or None)
+    fused_activation: str | None = None
+    #: True when targets are integer class labels
+    sparse = False
+
+    def __call__(self, y, t):
+        return self.value_and_grad(y, t)[0]
+
+    def value_and_grad(self, y, t):
+        """``(mean loss, d loss / d y)`` for predictions ``y`` and targets ``t``."""
+        raise NotImplementedError
+
+    def grad_from_output(self, y, t):
+        """Gradient with respect to the *pre-activation* when the output activation is
+        ``fused_activation`` and ``y`` is its output."""
+        raise NotImplementedError
+
+    def prepare_target(self, t, y):
+        """Targets in the form the loss computes with (one-hot for sparse labels)."""
+        return t
+
+    # book-style forward/backward, for use as the last node of a hand-built graph
+    def forward(self, y, t):
+        self._loss, self._grad = self.value_and_grad(y, t)
+        return self._loss
+
+    def backward(self, dout=1):
+        return self._grad * dout
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+class MeanSquaredError(Loss):
+    """``mean((y - t) ** 2)`` over every element (Keras' "mse").
+
+    Note: :func:`xpnet.functions.mean_squared_error` is the book's
+    ``0.5 * sum((y - t) ** 2)`` per sample, a different scale.
+    """
+
+    name = "mse"
+
+    def value_and_grad(self, y, t):
+        xp = array_namespace(y)
+        t = xp.reshape(t, y.shape) if t.shape != y.shape else t
+        diff = y - t
+        size = _size(diff)
+        return xp.sum(diff * diff) / size, diff * (2.0 / size)
+
+
+def _clip(xp, y):
+    return xp.clip(y, EPSILON, 1.0 - EPSILON)
+
+
+class CategoricalCrossentropy(Loss):
+    """``-sum(t * log(y)) / n`` for one-hot targets ``t`` and probabilities ``y``."""
+
+    name = "categorical_crossentropy"
+    fused_activation = "softmax"
+
+    def value_and_grad(self, y, t):
+        xp = array_namespace(y)
+        t = self.prepare_target(t, y)
+        n = y.shape[0]
+        yc = _clip(xp, y)
+        return -xp.sum(t * xp.log(yc)) / n, -t / yc / n
+
+    def grad_from_output(self, y, t):
+        return (y - self.prepare_target(t, y)) / y.shape[0]
+
+
+class SparseCategoricalCrossentropy(CategoricalCrossentropy):
+    """Categorical cross-entropy with integer class labels ``t`` of shape ``(n,)`` or ``(n, 1)``."""
+
+    name = "sparse_categorical_crossentropy"
+    sparse = True
+
+    def prepare_target(self, t, y):
+        xp = array_namespace(y)
+        if t.ndim == y.ndim:
+            t = xp.reshape(t, (t.shape[0],))
+        return one_hot(t, y.shape[-1], dtype=y.dtype, xp=xp)
+
+
+class BinaryCrossentropy(Loss):
+    """``-mean(t * log(y) + (1 - t) * log(1 - y))`` for 0/1 targets and probabilities ``y``."""
+
+    name = "binary_crossentropy"
+    fused_activation = "sigmoid"
+
+    def value_and_grad(self, y, t):
+        xp = array_namespace(y)
+        t = xp.reshape(t, y.shape) if t.shape != y.shape else t
+        yc = _clip(xp, y)
+        size = _size(y)
+        loss = -xp.sum(t * xp.log(yc) + (1.0 - t) * xp.log(1.0 - yc)) / size
+        return loss, (yc - t) / (yc * (1.0 - yc)) / size
+
+    def grad_from_output(self, y, t):
+        t = array_namespace(y).reshape(t, y.shape) if t.shape != y.shape else t
+        return (y - t) / _size(y)
+
+
+LOSSES = {
+    "mse": MeanSquaredError,
+    "mean_squared_error": MeanSquaredError,
+    "categorical_crossentropy": CategoricalCrossentropy,
+    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+    "binary_crossentropy": BinaryCrossentropy,
+}
+
+
+def get_loss(spec) -> Loss:
+    """A loss from a name (see ``LOSSES``), a Loss instance or a Loss class."""
+    if isinstance(spec, Loss):
+        return spec
+    if isinstance(spec, type) and issubclass(spec, Loss):
+        return spec()
+    if isinstance(spec, str):
+        key = spec.lower()
+        if key in LOSSES:
+            return LOSSES[key]()
+        raise ValueError(f"unknown loss {spec!r}; valid names are: {', '.join(LOSSES)}")
+    raise TypeError(f"a loss is a name or a Loss, got {type(spec).__name__}")

@@ -1,0 +1,195 @@
+"""Optimizers, simple to complex (the book, chapter 6).
+
+Each optimizer is a pure update rule: ``init_state(params)`` makes its state (velocities,
+squared-gradient sums ...) and ``apply(params, grads, state)`` returns new parameters and
+new state without writing into any array, so a training step is a function of
+(parameters, optimizer state, batch) and backends with immutable arrays work. State is
+keyed by the parameter's stable name (``"dense_1/W"``), never by ``id()``.
+
+``update(params, grads)`` is the book's interface: it rebinds the entries of the dict
+``params`` and keeps the state on the optimizer.
+
+``weight_decay`` adds ``weight_decay * W`` to the gradient of every parameter with two or
+more dimensions (weights, not biases), i.e. an L2 penalty ``0.5 * weight_decay * W**2``
+as in the book.
+"""
+from __future__ import annotations
+
+import math
+
+from array_api_compat import array_namespace
+
+__all__ = ["Optimizer", "SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam",
+           "get_optimizer", "OPTIMIZERS"]
+
+EPS = 1e-7
+
+
+class Optimizer:
+    """Base class: subclasses set ``slots`` and write ``update_one``."""
+
+    #: names of the per-parameter state arrays, each initialised to zeros
+    slots: tuple = ()
+
+    def __init__(self, lr=0.01, weight_decay=0.0):
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
+            raise ValueError(f"{type(self).__name__}(lr) needs a positive number, got {lr!r}")
+        if not weight_decay >= 0:
+            raise ValueError(f"weight_decay needs to be >= 0, got {weight_decay!r}")
+        self.lr = float(lr)
+        self.weight_decay = float(weight_decay)
+        self.state = None
+
+    # -- the pure interface -------------------------------------------------------------
+    def init_state(self, params: dict) -> dict:
+        """Fresh state for ``params`` (a dict name -> array): zeros for each slot, step 0."""
+        slots = {}
+        for key, p in params.items():
+            xp = array_namespace(p)
+            slots[key] = {name: xp.zeros_like(p) for name in self.slots}
+        return {"step": 0, "slots": slots}
+
+    def apply(self, params: dict, grads: dict, state: dict):
+        """One update: return ``(new_params, new_state)``; the inputs are not modified."""
+        step = state["step"] + 1
+        new_params, new_slots = {}, {}
+        for key, p in params.items():
+            g = grads[key]
+            if self.weight_decay and p.ndim >= 2:
+                g = g + self.weight_decay * p
+            new_params[key], new_slots[key] = self.update_one(p, g, state["slots"][key], step)
+        return new_params, {"step": step, "slots": new_slots}
+
+    def update_one(self, p, g, slots: dict, step: int):
+        """New ``(param, slots)`` for one parameter ``p`` with gradient ``g``."""
+        raise NotImplementedError
+
+    # -- the book's interface ----------------------------------------------------------
+    def update(self, params: dict, grads: dict) -> None:
+        """Rebind ``params[key]`` to the updated arrays (the book's ``optimizer.update``)."""
+        if self.state is None:
+            self.state = self.init_state(params)
+        new_params, self.state = self.apply(params, grads, self.state)
+        params.update(new_params)
+
+    def get_config(self) -> dict:
+        return {k: v for k, v in vars(self).items() if k != "state"}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent: ``W -= lr * g``."""
+
+    def __init__(self, lr=0.01, weight_decay=0.0):
+        super().__init__(lr, weight_decay)
+
+    def update_one(self, p, g, slots, step):
+        return p - self.lr * g, slots
+
+
+class Momentum(Optimizer):
+    """``v = momentum * v - lr * g; W += v`` (Polyak 1964)."""
+
+    slots = ("v",)
+
+    def __init__(self, lr=0.01, momentum=0.9, weight_decay=0.0):
+        super().__init__(lr, weight_decay)
+        self.momentum = float(momentum)
+
+    def update_one(self, p, g, slots, step):
+        v = self.momentum * slots["v"] - self.lr * g
+        return p + v, {"v": v}
+
+
+class Nesterov(Optimizer):
+    """Nesterov's accelerated gradient in the book's form:
+    ``v = m*v - lr*g; W += m*m*v - (1 + m)*lr*g``. Sutskever et al. 2013,
+    https://proceedings.mlr.press/v28/sutskever13.html."""
+
+    slots = ("v",)
+
+    def __init__(self, lr=0.01, momentum=0.9, weight_decay=0.0):
+        super().__init__(lr, weight_decay)
+        self.momentum = float(momentum)
+
+    def update_one(self, p, g, slots, step):
+        m = self.momentum
+        v = m * slots["v"] - self.lr * g
+        return p + (m * m) * v - ((1 + m) * self.lr) * g, {"v": v}
+
+
+class AdaGrad(Optimizer):
+    """``h += g*g; W -= lr * g / (sqrt(h) + 1e-7)``. Duchi et al. 2011,
+    https://jmlr.org/papers/v12/duchi11a.html."""
+
+    slots = ("h",)
+
+    def __init__(self, lr=0.01, weight_decay=0.0):
+        super().__init__(lr, weight_decay)
+
+    def update_one(self, p, g, slots, step):
+        h = slots["h"] + g * g
+        return p - self.lr * g / (h ** 0.5 + EPS), {"h": h}
+
+
+class RMSprop(Optimizer):
+    """``h = d*h + (1 - d)*g*g; W -= lr * g / (sqrt(h) + 1e-7)``. Tieleman & Hinton 2012,
+    Coursera lecture 6.5."""
+
+    slots = ("h",)
+
+    def __init__(self, lr=0.01, decay_rate=0.99, weight_decay=0.0):
+        super().__init__(lr, weight_decay)
+        self.decay_rate = float(decay_rate)
+
+    def update_one(self, p, g, slots, step):
+        d = self.decay_rate
+        h = d * slots["h"] + (1 - d) * (g * g)
+        return p - self.lr * g / (h ** 0.5 + EPS), {"h": h}
+
+
+class Adam(Optimizer):
+    """Adam with bias correction folded into the step size, as in the book:
+    ``lr_t = lr * sqrt(1 - b2**t) / (1 - b1**t)``. Kingma & Ba 2015,
+    https://arxiv.org/abs/1412.6980."""
+
+    slots = ("m", "v")
+
+    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, weight_decay=0.0):
+        super().__init__(lr, weight_decay)
+        self.beta1 = float(beta1)
+        self.beta2 = float(beta2)
+
+    def update_one(self, p, g, slots, step):
+        b1, b2 = self.beta1, self.beta2
+        lr_t = self.lr * math.sqrt(1.0 - b2 ** step) / (1.0 - b1 ** step)
+        m = slots["m"] + (1 - b1) * (g - slots["m"])
+        v = slots["v"] + (1 - b2) * (g * g - slots["v"])
+        return p - lr_t * m / (v ** 0.5 + EPS), {"m": m, "v": v}
+
+
+OPTIMIZERS = {
+    "sgd": SGD,
+    "momentum": Momentum,
+    "nesterov": Nesterov,
+    "adagrad": AdaGrad,
+    "rmsprop": RMSprop,
+    "adam": Adam,
+}
+
+
+def get_optimizer(spec) -> Optimizer:
+    """An optimizer from a name (default hyper-parameters), an instance or a class."""
+    if isinstance(spec, Optimizer):
+        return spec
+    if isinstance(spec, type) and issubclass(spec, Optimizer):
+        return spec()
+    if isinstance(spec, str):
+        key = spec.lower()
+        if key in OPTIMIZERS:
+            return OPTIMIZERS[key]()
+        raise ValueError(f"unknown optimizer {spec!r}; valid names are: {', '.join(OPTIMIZERS)}")
+    raise TypeError(f"an optimizer is a name or an Optimizer, got {type(spec).__name__}")
