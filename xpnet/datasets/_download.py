@@ -115,6 +115,8 @@ def download_file(
             try:
                 resp = urllib.request.urlopen(url, timeout=TIMEOUT if timeout is None else timeout)
             except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+                if isinstance(exc, urllib.error.HTTPError):
+                    exc.close()  # it holds the connection open
                 raise DownloadError(f"download of {url} failed: {_reason(exc)}") from exc
             with resp:
                 length = resp.headers.get("Content-Length")

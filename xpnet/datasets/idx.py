@@ -136,8 +136,8 @@ def _parse(stream: BinaryIO, path: Path, hasher, file_size: int | None) -> np.nd
         found = file_size - header
         if found < nbytes:
             raise IDXFormatError(
-                f"{path}: truncated: expected {nbytes} bytes of data for shape {shape} "
-                f"of {dtype.name}, found {found}"
+                f"{path}: truncated: expected {nbytes} bytes of data, found {found} "
+                f"(shape {shape} of {dtype.name})"
             )
         raise IDXFormatError(
             f"{path}: trailing garbage: expected {nbytes} bytes of data for shape {shape}, "
@@ -146,8 +146,8 @@ def _parse(stream: BinaryIO, path: Path, hasher, file_size: int | None) -> np.nd
     data = _read_upto(stream, nbytes, hasher)
     if len(data) < nbytes:
         raise IDXFormatError(
-            f"{path}: truncated: expected {nbytes} bytes of data for shape {shape} "
-            f"of {dtype.name}, found {len(data)}"
+            f"{path}: truncated: expected {nbytes} bytes of data, found {len(data)} "
+            f"(shape {shape} of {dtype.name})"
         )
     extra = 0
     while chunk := stream.read(_CHUNK):
