@@ -6,7 +6,22 @@ array-api-strict.
     xn.get_backend()          # "numpy", or what XPNET_BACKEND says
     xn.set_backend("cupy")
 """
-from . import backend, functions, gradcheck, initializers, layers, losses, optimizers, perceptron
+from . import (
+    backend,
+    callbacks,
+    data,
+    datasets,
+    functions,
+    gradcheck,
+    initializers,
+    io,
+    layers,
+    losses,
+    metrics,
+    optimizers,
+    perceptron,
+    training,
+)
 from .backend import (
     BACKENDS,
     BackendMismatchError,
@@ -20,11 +35,15 @@ from .backend import (
     use_backend,
 )
 
+from .history import History
+from .sequential import Sequential
+
 __version__ = "0.1.0"
 
 __all__ = [
     "BACKENDS", "BackendMismatchError", "BackendUnavailableError", "get_backend",
     "get_floatx", "get_namespace", "set_backend", "set_floatx", "to_numpy", "use_backend",
     "backend", "functions", "gradcheck", "initializers", "layers", "losses", "optimizers",
-    "perceptron", "__version__",
+    "perceptron", "__version__", "callbacks", "data", "datasets", "io", "metrics", "training",
+    "History", "Sequential",
 ]

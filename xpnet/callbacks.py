@@ -1,0 +1,151 @@
+"""Callbacks for :meth:`xpnet.Sequential.fit`: EarlyStopping, ModelCheckpoint, TerminateOnNaN.
+
+A callback sees the model and the per-epoch ``logs`` (host floats, read once per epoch).
+Set ``model.stop_training = True`` to stop after the current epoch.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+__all__ = ["Callback", "EarlyStopping", "ModelCheckpoint", "TerminateOnNaN"]
+
+
+class Callback:
+    """Base class; every hook is optional."""
+
+    model = None
+
+    def set_model(self, model):
+        self.model = model
+
+    def on_train_begin(self, logs=None):
+        pass
+
+    def on_epoch_begin(self, epoch, logs=None):
+        pass
+
+    def on_epoch_end(self, epoch, logs=None):
+        pass
+
+    def on_train_end(self, logs=None):
+        pass
+
+
+def _monitor_mode(monitor, mode):
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+    if mode == "auto":
+        mode = "max" if "acc" in monitor else "min"
+    return mode
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
+
+    With ``restore_best_weights=True`` the weights of the best epoch are put back when
+    training ends, on every path: stopped early, ran to the last epoch, or stopped by
+    another callback or a non-finite loss.
+    """
+
+    def __init__(self, monitor="val_loss", patience=0, min_delta=0.0, mode="auto",
+                 restore_best_weights=False, verbose=0):
+        self.monitor = monitor
+        self.patience = int(patience)
+        self.min_delta = abs(float(min_delta))
+        self.mode = _monitor_mode(monitor, mode)
+        self.restore_best_weights = bool(restore_best_weights)
+        self.verbose = verbose
+
+    def on_train_begin(self, logs=None):
+        self.wait = 0
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best_epoch = None
+        self.best_weights = None
+        self.stopped_epoch = None
+
+    def _improved(self, value):
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.monitor not in logs:
+            raise KeyError(
+                f"EarlyStopping monitors {self.monitor!r}, which fit does not log; "
+                f"available: {', '.join(logs)} (val_ keys need validation_data or validation_split)"
+            )
+        value = logs[self.monitor]
+        if math.isfinite(value) and (self.best_epoch is None or self._improved(value)):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best_weights:
+                self.best_weights = self.model.get_weights()
+            return
+        self.wait += 1
+        if self.wait > self.patience:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+            self.model.stop_reason = (
+                f"early stopping: {self.monitor} did not improve for {self.wait} epochs "
+                f"(best {self.best:.6g} at epoch {self.best_epoch})"
+            )
+
+    def on_train_end(self, logs=None):
+        if self.restore_best_weights and self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+            if self.verbose:
+                print(f"EarlyStopping: restored the weights of epoch {self.best_epoch}")
+
+
+class ModelCheckpoint(Callback):
+    """Save the model after each epoch, atomically (see :func:`xpnet.io.save_weights`).
+
+    ``filepath`` may hold ``{epoch}`` and any logged key, e.g. ``"ckpt-{epoch:02d}.npz"``.
+    With ``save_best_only`` only an improvement of ``monitor`` writes. The file holds the
+    weights, the optimizer state and the epoch, so ``model.load_checkpoint(path)`` and
+    ``fit(..., initial_epoch=...)`` resume training.
+    """
+
+    def __init__(self, filepath, monitor="val_loss", save_best_only=False, mode="auto",
+                 save_weights_only=False, verbose=0):
+        self.filepath = os.fspath(filepath)
+        self.monitor = monitor
+        self.save_best_only = bool(save_best_only)
+        self.mode = _monitor_mode(monitor, mode)
+        self.save_weights_only = bool(save_weights_only)
+        self.verbose = verbose
+        self.best = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.save_best_only:
+            if self.monitor not in logs:
+                raise KeyError(f"ModelCheckpoint monitors {self.monitor!r}, which fit does not log; "
+                               f"available: {', '.join(logs)}")
+            value = logs[self.monitor]
+            better = (self.best is None or (value < self.best if self.mode == "min" else value > self.best))
+            if not (math.isfinite(value) and better):
+                return
+            self.best = value
+        path = self.filepath.format(epoch=epoch + 1, **logs)
+        if self.save_weights_only:
+            self.model.save_weights(path)
+        else:
+            self.model.save_checkpoint(path, epoch=epoch + 1)
+        if self.verbose:
+            print(f"ModelCheckpoint: saved {path}")
+
+
+class TerminateOnNaN(Callback):
+    """Stop training when the loss becomes NaN or infinite.
+
+    ``fit`` tracks the first non-finite batch on the device (no per-batch host sync) and
+    reports the epoch and batch. ``fit`` stops on a non-finite loss even without this
+    callback; it is here for code written for Keras.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get("loss")
+        if value is not None and not math.isfinite(value):
+            self.model.stop_training = True

@@ -1,0 +1,138 @@
+"""Checking and batching the data given to ``fit``, ``evaluate`` and ``predict``.
+
+Data stays where the user put it: NumPy arrays (and lists, pandas-like objects) stay on
+the host and are moved to the backend one batch at a time, cast to the model's float
+type on the way (integer pixels are cast as they are, not rescaled: divide by 255
+yourself, as the book does); arrays of the active backend are used in place. Neither
+path copies the whole data set.
+"""
+from __future__ import annotations
+
+from . import backend as B
+
+__all__ = ["as_data", "check_batch_size", "batch_slices", "check_xy", "check_finite", "check_targets", "take_rows", "num_rows"]
+
+_FINITE_CHUNK = 65536
+
+
+def as_data(x, backend, name="x"):
+    """``x`` as a host NumPy array or an array of ``backend`` (no copy where possible)."""
+    if isinstance(x, backend.array_type):
+        return B.asarray(x, backend=backend)  # checks the device
+    lib = B._library_of(x)
+    if lib is not None and lib != "numpy":
+        raise B.BackendMismatchError(
+            f"{name} is a {lib} array, but the model runs on {backend.name!r}: convert it "
+            f"with xn.to_numpy({name}), or move the model with model.to({lib!r})"
+        )
+    try:
+        arr = B.host_asarray(x)
+    except TypeError as exc:
+        raise TypeError(f"{name}: {exc}") from None
+    if arr.ndim == 0:
+        raise TypeError(
+            f"{name} is a single number; pass an array with one row per sample "
+            f"(e.g. [[...]] for one sample)"
+        )
+    return arr
+
+
+def check_batch_size(batch_size) -> int:
+    """A positive int, else a clear error (bool and float are refused)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+        raise TypeError(f"batch_size must be a positive int, got {batch_size!r}")
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size}")
+    return batch_size
+
+
+def batch_slices(n: int, batch_size: int):
+    """``(start, stop)`` pairs covering ``range(n)`` in batches (the last may be short)."""
+    return [(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+
+
+def num_rows(x) -> int:
+    return int(x.shape[0])
+
+
+def check_xy(x, y):
+    """Same number of rows, at least one row."""
+    if num_rows(x) == 0:
+        raise ValueError("the data set is empty (x has 0 rows)")
+    if y is not None and num_rows(y) != num_rows(x):
+        raise ValueError(
+            f"x and y have different lengths: x has {num_rows(x)} rows, y has {num_rows(y)}"
+        )
+
+
+def check_finite(x, name="x"):
+    """Raise ValueError if ``x`` holds NaN or infinity (checked in chunks, one host read)."""
+    is_host = B._library_of(x) == "numpy"
+    xp = B.load("numpy").xp if is_host else B.backend_of(x).xp
+    if not xp.isdtype(x.dtype, "real floating"):
+        return
+    n = num_rows(x)
+    for start in range(0, n, _FINITE_CHUNK):
+        chunk = x[start:start + _FINITE_CHUNK]
+        if not bool(xp.all(xp.isfinite(chunk))):
+            raise ValueError(
+                f"{name} holds NaN or infinite values (first in rows {start}.."
+                f"{min(start + _FINITE_CHUNK, n) - 1}); clean the data before training"
+            )
+
+
+def check_targets(y, loss, output_shape, name="y"):
+    """Targets that fit the loss and the model's output, else a ValueError that says why.
+
+    Returns the dtype name targets are moved with ("int64" for sparse labels).
+    """
+    units = output_shape[-1]
+    host = B.to_numpy(y) if B._library_of(y) != "numpy" else y
+    if loss.sparse:
+        if host.ndim > 2 or (host.ndim == 2 and host.shape[1] != 1):
+            raise ValueError(
+                f"{loss.name} takes integer class labels of shape (n,) or (n, 1); {name} has "
+                f"shape {tuple(host.shape)} (one-hot targets go with categorical_crossentropy)"
+            )
+        if units < 2:
+            raise ValueError(
+                f"{loss.name} needs an output layer with one unit per class; the model's output "
+                f"has {units} unit(s) (use binary_crossentropy with a 1-unit sigmoid output)"
+            )
+        if host.dtype.kind == "f" and not (host == host.round()).all():
+            raise ValueError(f"{name} holds non-integer values, but {loss.name} takes class labels")
+        if host.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must hold integer class labels, got dtype {host.dtype}")
+        lo, hi = host.min(), host.max()
+        if lo < 0 or hi >= units:
+            raise ValueError(
+                f"{name} holds labels from {lo:g} to {hi:g}, but the output layer has {units} "
+                f"units (labels must be 0..{units - 1})"
+            )
+        return "int64"
+    want = tuple(output_shape)
+    got = tuple(host.shape[1:])
+    if got != want and not (units == 1 and got == () and len(want) == 1):
+        if loss.name == "categorical_crossentropy" and host.ndim == 1:
+            hint = " (integer labels go with sparse_categorical_crossentropy)"
+        else:
+            hint = ""
+        raise ValueError(
+            f"{name} has per-sample shape {got}, but the model outputs {want} per sample "
+            f"for the loss {loss.name}{hint}"
+        )
+    return None
+
+
+def take_rows(data, index, backend, dtype=None):
+    """Rows ``index`` (a slice or an integer index array) of host or device ``data``, as an
+    array of ``backend`` cast to ``dtype``."""
+    if isinstance(data, backend.array_type):
+        if isinstance(index, slice):
+            rows = data[index]
+        else:
+            rows = backend.xp.take(data, index, axis=0)
+        if dtype is not None and rows.dtype != getattr(backend.xp, dtype):
+            rows = backend.xp.astype(rows, getattr(backend.xp, dtype))
+        return rows
+    return B.asarray(data[index], dtype=dtype, backend=backend)

@@ -1,0 +1,123 @@
+"""Metrics for :class:`xpnet.Sequential`: "accuracy", "mae", "mse".
+
+A metric returns the *sum* over the batch as a 0-d array on the device, so the model
+can add batches up without a host sync and divide once per epoch.
+"""
+from __future__ import annotations
+
+from array_api_compat import array_namespace
+
+__all__ = ["Metric", "SparseCategoricalAccuracy", "CategoricalAccuracy", "BinaryAccuracy",
+           "MeanAbsoluteError", "MeanSquaredError", "get_metric", "METRICS"]
+
+
+class Metric:
+    """Base class: ``batch_sum(y_pred, t)`` -> the metric summed over the batch."""
+
+    name = "metric"
+
+    def batch_sum(self, y_pred, t):
+        raise NotImplementedError
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+def _per_sample_mean(xp, values):
+    """Mean over every axis but the batch axis, then summed over the batch."""
+    if values.ndim == 1:
+        return xp.sum(values)
+    per_row = 1
+    for d in values.shape[1:]:
+        per_row *= d
+    return xp.sum(values) / per_row
+
+
+class SparseCategoricalAccuracy(Metric):
+    """Share of rows whose arg-max equals the integer label."""
+
+    name = "accuracy"
+
+    def batch_sum(self, y_pred, t):
+        xp = array_namespace(y_pred)
+        t = xp.reshape(t, (t.shape[0],))
+        hits = xp.argmax(y_pred, axis=-1) == xp.astype(t, xp.int64)
+        return xp.sum(xp.astype(hits, y_pred.dtype))
+
+
+class CategoricalAccuracy(Metric):
+    """Share of rows whose arg-max equals the arg-max of the one-hot target."""
+
+    name = "accuracy"
+
+    def batch_sum(self, y_pred, t):
+        xp = array_namespace(y_pred)
+        hits = xp.argmax(y_pred, axis=-1) == xp.argmax(t, axis=-1)
+        return xp.sum(xp.astype(hits, y_pred.dtype))
+
+
+class BinaryAccuracy(Metric):
+    """Share of outputs on the right side of ``threshold`` (0.5), averaged per row."""
+
+    name = "accuracy"
+
+    def __init__(self, threshold=0.5):
+        self.threshold = threshold
+
+    def batch_sum(self, y_pred, t):
+        xp = array_namespace(y_pred)
+        t = xp.reshape(t, y_pred.shape) if t.shape != y_pred.shape else t
+        hits = (y_pred > self.threshold) == (t > 0.5)
+        return _per_sample_mean(xp, xp.astype(hits, y_pred.dtype))
+
+
+class MeanAbsoluteError(Metric):
+    """Mean absolute error ``mean(|y - t|)`` (Keras' "mae")."""
+
+    name = "mae"
+
+    def batch_sum(self, y_pred, t):
+        xp = array_namespace(y_pred)
+        t = xp.reshape(t, y_pred.shape) if t.shape != y_pred.shape else t
+        return _per_sample_mean(xp, xp.abs(y_pred - t))
+
+
+class MeanSquaredError(Metric):
+    """Mean squared error ``mean((y - t)**2)`` (Keras' "mse")."""
+
+    name = "mse"
+
+    def batch_sum(self, y_pred, t):
+        xp = array_namespace(y_pred)
+        t = xp.reshape(t, y_pred.shape) if t.shape != y_pred.shape else t
+        d = y_pred - t
+        return _per_sample_mean(xp, d * d)
+
+
+METRICS = ("accuracy", "acc", "mae", "mean_absolute_error", "mse", "mean_squared_error")
+
+
+def get_metric(spec, loss=None, output_units=None) -> Metric:
+    """A metric from a name or an instance.
+
+    "accuracy" picks its form from the loss, as Keras does: sparse labels for
+    sparse_categorical_crossentropy, one-hot for categorical_crossentropy, a 0.5 threshold
+    for binary_crossentropy or a one-unit output.
+    """
+    if isinstance(spec, Metric):
+        return spec
+    if not isinstance(spec, str):
+        raise TypeError(f"a metric is a name or a Metric, got {type(spec).__name__}")
+    key = spec.lower()
+    if key in ("accuracy", "acc"):
+        loss_name = getattr(loss, "name", "")
+        if loss_name == "sparse_categorical_crossentropy":
+            return SparseCategoricalAccuracy()
+        if loss_name == "binary_crossentropy" or output_units == 1:
+            return BinaryAccuracy()
+        return CategoricalAccuracy()
+    if key in ("mae", "mean_absolute_error"):
+        return MeanAbsoluteError()
+    if key in ("mse", "mean_squared_error"):
+        return MeanSquaredError()
+    raise ValueError(f"unknown metric {spec!r}; valid names are: {', '.join(METRICS)}")

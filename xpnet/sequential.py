@@ -1,0 +1,383 @@
+"""A Keras-style ``Sequential`` model on top of xpnet's layers.
+
+    model = xn.Sequential([xn.layers.Flatten(input_shape=(28, 28)),
+                           xn.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    history = model.fit(x_train, y_train, epochs=10, validation_data=(x_test, y_test))
+    model.evaluate(x_test, y_test)
+    model.predict(x_test[:1])
+"""
+from __future__ import annotations
+
+import re
+
+from . import backend as B
+from . import data as D
+from . import io as _io
+from .fit_loop import run_evaluate, run_fit
+from .layers.affine import Dense
+from .layers.base import Layer
+from .losses import get_loss
+from .metrics import get_metric
+from .optimizers import get_optimizer
+
+__all__ = ["Sequential"]
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+class Sequential:
+    """A linear stack of layers with ``compile``/``fit``/``evaluate``/``predict``.
+
+    Parameters
+    ----------
+    layers : list of Layer, optional
+        Added in order, as with :meth:`add`.
+    seed : int, optional
+        Seeds the initial weights (drawn on the host: the same seed gives the same
+        weights on every backend), dropout masks and, unless ``fit`` gets its own seed,
+        the shuffling.
+    dtype : {"float32", "float64"}, optional
+        Parameter type; default :func:`xpnet.get_floatx` at build time.
+    """
+
+    def __init__(self, layers=None, seed=None, dtype=None, name="sequential"):
+        self.layers: list[Layer] = []
+        self.name = name
+        self.seed = seed
+        self.dtype = dtype
+        self.backend = None
+        self.built = False
+        self.optimizer = self.loss = None
+        self.metrics = []
+        self.compiled = False
+        self.opt_state = None
+        self.stop_training = False
+        self.stop_reason = None
+        for layer in layers or []:
+            self.add(layer)
+
+    # -- structure ----------------------------------------------------------------------
+    def add(self, layer: Layer) -> None:
+        """Append ``layer``; the model is (re)built on the next call."""
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential.add takes an xpnet layer, got {type(layer).__name__}")
+        taken = {l.name for l in self.layers}
+        if layer.name is None or layer.name in taken:
+            base = layer.name or _snake(type(layer).__name__)
+            name, i = base, 0
+            while name in taken:
+                i += 1
+                name = f"{base}_{i}"
+            layer.name = name
+        self.layers.append(layer)
+        self.built = False
+
+    def build(self, input_shape=None) -> None:
+        """Create every layer's parameters for per-sample ``input_shape`` (no batch axis).
+
+        Called by ``fit``/``predict``/``summary`` from the first layer's ``input_shape``
+        or ``input_dim``, or from the first batch.
+        """
+        if not self.layers:
+            raise ValueError("the model has no layers: add some with model.add(...)")
+        if input_shape is None:
+            input_shape = self.layers[0].input_shape
+        if input_shape is None:
+            raise ValueError(
+                "the model does not know its input shape yet: give the first layer "
+                "input_shape=... or input_dim=..., or call fit/predict first"
+            )
+        self.backend = backend = B.current()
+        dtype = self.dtype or B.get_floatx()
+        rng = B.host_rng(self.seed)
+        shape = tuple(int(d) for d in input_shape)
+        self.input_shape = shape
+        self.output_shapes = []
+        for layer in self.layers:
+            shape = tuple(layer.build(shape, xp=backend.xp, device=backend.device, dtype=dtype, rng=rng))
+            self.output_shapes.append(shape)
+        self.output_shape = shape
+        # the layers before the first one with parameters need no backward pass at all
+        first = next((i for i, l in enumerate(self.layers) if l.params), len(self.layers))
+        for i, layer in enumerate(self.layers):
+            layer.need_input_grad = i > first
+        self._backward_layers = self.layers[first:][::-1]
+        self._slots = [(f"{l.name}/{k}", l, k) for l in self.layers for k in l.params]
+        self.dtype_name = dtype
+        self.built = True
+        self.opt_state = None
+        self._update_fusion()
+
+    def _ensure_built(self, x=None):
+        if not self.built:
+            self.build(None if x is None or self.layers[0].input_shape else tuple(x.shape[1:]))
+
+    # -- compiling ----------------------------------------------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None) -> None:
+        """Choose the optimizer, the loss and the metrics, by name or as objects."""
+        if loss is None:
+            raise ValueError("compile needs a loss, e.g. loss='mse' or 'sparse_categorical_crossentropy'")
+        self.optimizer = get_optimizer(optimizer)
+        self.loss = get_loss(loss)
+        self._metric_specs = list(metrics or [])
+        self.compiled = True
+        self.opt_state = None
+        if self.built:
+            self._update_fusion()
+
+    def _update_fusion(self):
+        if not self.compiled:
+            return
+        last = self.layers[-1]
+        units = self.output_shape[-1] if self.output_shape else None
+        self.metrics = [get_metric(m, self.loss, units) for m in self._metric_specs]
+        act = type(last.activation).__name__.lower() if isinstance(last, Dense) else None
+        self._fused = act is not None and act == self.loss.fused_activation
+        if self.loss.sparse and units is not None and units < 2:
+            raise ValueError(
+                f"{self.loss.name} needs one output unit per class, but the last layer "
+                f"{last.name!r} has {units} (use binary_crossentropy for a 1-unit sigmoid)"
+            )
+
+    def _require_compiled(self, what):
+        if not self.compiled:
+            raise RuntimeError(f"call model.compile(optimizer=..., loss=...) before {what}")
+
+    # -- computing ----------------------------------------------------------------------
+    def forward(self, x, training=False):
+        """The output for a batch ``x`` that is already an array of the model's backend."""
+        for layer in self.layers:
+            x = layer.forward(x, training)
+        return x
+
+    def backward_from_loss(self, y_pred, y):
+        """Backpropagate the loss of ``y_pred`` against ``y``; return the loss (0-d array).
+
+        Softmax + cross-entropy and sigmoid + binary cross-entropy use the fused
+        gradient ``(y - t) / n`` at the pre-activation, as the book's SoftmaxWithLoss.
+        """
+        layers = self._backward_layers
+        if self._fused:
+            loss, _ = self.loss.value_and_grad(y_pred, y)
+            dout = layers[0]._affine_backward(self.loss.grad_from_output(y_pred, y))
+            layers = layers[1:]
+        else:
+            loss, dout = self.loss.value_and_grad(y_pred, y)
+        for layer in layers:
+            dout = layer.backward(dout)
+        return loss
+
+    def __call__(self, x, training=False):
+        """A direct forward pass on one batch (NumPy data is moved to the backend)."""
+        self._ensure_built(x)
+        backend = self.backend
+        if not isinstance(x, backend.array_type) or backend.name in ("torch", "cupy"):
+            x = B.asarray(x, backend=backend)
+        if tuple(x.shape[1:]) != self.input_shape:
+            self._raise_shape(x.shape)
+        if x.dtype != backend.float_dtype(self.dtype_name):
+            x = backend.xp.astype(x, backend.float_dtype(self.dtype_name))
+        return self.forward(x, training)
+
+    def _raise_shape(self, shape):
+        first = self.layers[0]
+        raise ValueError(
+            f"input of shape {tuple(shape)} does not fit layer {first.name!r}: it expects "
+            f"(batch, {', '.join(map(str, self.input_shape))}) and got per-sample shape "
+            f"{tuple(shape[1:])}"
+        )
+
+    def predict(self, x, batch_size=32, verbose=0):
+        """Outputs for ``x``, computed ``batch_size`` rows at a time.
+
+        Memory is bounded by the batch, not by the input. NumPy input gives a NumPy
+        result; an array of the active backend gives one of the same backend.
+        """
+        D.check_batch_size(batch_size)
+        self._ensure_built()
+        x = D.as_data(x, self.backend)
+        D.check_xy(x, None)
+        if tuple(x.shape[1:]) != self.input_shape:
+            self._raise_shape(x.shape)
+        dtype = self.dtype_name
+        outs = [self.forward(D.take_rows(x, slice(i, j), self.backend, dtype), False)
+                for i, j in D.batch_slices(D.num_rows(x), batch_size)]
+        out = outs[0] if len(outs) == 1 else self.backend.xp.concat(outs, axis=0)
+        return B.to_numpy(out) if B._library_of(x) == "numpy" else out
+
+    def fit(self, x, y, epochs=1, batch_size=32, validation_data=None, validation_split=0.0,
+            shuffle=True, callbacks=None, verbose=1, seed=None, initial_epoch=0):
+        """Train for ``epochs`` passes over ``(x, y)``; return a :class:`History`.
+
+        See :func:`xpnet.fit_loop.run_fit` for the details of each argument.
+        """
+        self._require_compiled("fit")
+        return run_fit(self, x, y, epochs=epochs, batch_size=batch_size,
+                       validation_data=validation_data, validation_split=validation_split,
+                       shuffle=shuffle, callbacks=callbacks, verbose=verbose, seed=seed,
+                       initial_epoch=initial_epoch)
+
+    def evaluate(self, x, y, batch_size=32, verbose=1, return_dict=False):
+        """Loss then metrics over ``(x, y)``, in the order given to ``compile`` (as Keras)."""
+        self._require_compiled("evaluate")
+        logs = run_evaluate(self, x, y, batch_size=batch_size, verbose=verbose)
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
+    # -- parameters ---------------------------------------------------------------------
+    def get_params(self) -> dict:
+        """The trainable arrays as ``{"<layer>/<name>": array}`` (no copies)."""
+        return {key: layer.params[name] for key, layer, name in self._slots}
+
+    def set_params(self, params: dict) -> None:
+        """Rebind every trainable array from ``params`` (same keys as :meth:`get_params`)."""
+        for key, layer, name in self._slots:
+            layer.params[name] = params[key]
+
+    def get_grads(self) -> dict:
+        """The gradients of the last backward pass, keyed as :meth:`get_params`."""
+        return {key: layer.grads[name] for key, layer, name in self._slots}
+
+    def get_weights(self) -> list:
+        """Every layer's parameters then state, as NumPy arrays, in layer order (W, b ...)."""
+        self._ensure_built()
+        return [B.to_numpy(a) for l in self.layers for a in (*l.params.values(), *l.state.values())]
+
+    def set_weights(self, weights) -> None:
+        """Set parameters from a list in the order :meth:`get_weights` gives."""
+        self._ensure_built()
+        targets = [(l, d, k) for l in self.layers for d in (l.params, l.state) for k in d]
+        if len(weights) != len(targets):
+            raise ValueError(f"set_weights got {len(weights)} arrays, the model has {len(targets)}")
+        for (layer, store, key), w in zip(targets, weights):
+            if tuple(w.shape) != tuple(store[key].shape):
+                raise ValueError(
+                    f"layer {layer.name!r} {key}: expected shape {tuple(store[key].shape)}, "
+                    f"got {tuple(w.shape)}"
+                )
+            store[key] = B.asarray(B.to_numpy(w), dtype=self.dtype_name, backend=self.backend)
+
+    def count_params(self) -> int:
+        self._ensure_built()
+        return sum(l.count_params() for l in self.layers)
+
+    def summary(self, print_fn=print) -> str:
+        """Print (and return) a table of layers, output shapes and parameter counts."""
+        self._ensure_built()
+        rows = [(f"{l.name} ({type(l).__name__})", str((None, *s)), f"{l.count_params():,}")
+                for l, s in zip(self.layers, self.output_shapes)]
+        widths = [max(len(h), *(len(r[i]) for r in rows)) + 2
+                  for i, h in enumerate(("Layer (type)", "Output Shape", "Param #"))]
+        line = "".join(h.ljust(w) for h, w in zip(("Layer (type)", "Output Shape", "Param #"), widths))
+        rule = "=" * len(line)
+        text = [f'Model: "{self.name}"  (backend: {self.backend.name}, {self.dtype_name})', rule, line, rule]
+        text += ["".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+        text += [rule, f"Total params: {self.count_params():,}", rule]
+        out = "\n".join(text)
+        if print_fn is not None:
+            print_fn(out)
+        return out
+
+    # -- moving and saving --------------------------------------------------------------
+    def to(self, backend_name: str) -> "Sequential":
+        """Move parameters, state and optimizer state to another backend; return self."""
+        self._ensure_built()
+        target = B.load(backend_name)
+        move = lambda a: B.asarray(B.to_numpy(a), backend=target)  # noqa: E731
+        for layer in self.layers:
+            for store in (layer.params, layer.state):
+                for k in store:
+                    store[k] = move(store[k])
+            layer.grads = {}
+            for sub in (layer, getattr(layer, "activation", None)):
+                if sub is not None:
+                    sub.xp = target.xp
+            if getattr(layer, "rng", None) is not None:
+                layer.rng = None
+        if self.opt_state is not None:
+            self.opt_state = _map_state(self.opt_state, move)
+        self.backend = target
+        return self
+
+    def save_weights(self, path) -> None:
+        """Write the parameters to an ``.npz`` file atomically (the model stays where it is)."""
+        _io.save_arrays(path, *self._weight_arrays())
+
+    def save_checkpoint(self, path, epoch: int) -> None:
+        """Like :meth:`save_weights`, plus the optimizer state and ``epoch``, for resuming."""
+        arrays, header = self._weight_arrays()
+        header["epoch"] = int(epoch)
+        if self.opt_state is not None:
+            header["optimizer"] = {"class": type(self.optimizer).__name__,
+                                   "step": int(self.opt_state["step"])}
+            for key, slots in self.opt_state["slots"].items():
+                for slot, value in slots.items():
+                    arrays[f"optimizer/{key}/{slot}"] = value
+        _io.save_arrays(path, arrays, header)
+
+    def _weight_arrays(self):
+        self._ensure_built()
+        arrays, layers = {}, []
+        for l in self.layers:
+            entry = {"name": l.name, "class": type(l).__name__, "params": {}, "state": {}}
+            for kind, store in (("params", l.params), ("state", l.state)):
+                for k, v in store.items():
+                    prefix = "" if kind == "params" else "state/"
+                    arrays[f"{prefix}{l.name}/{k}"] = v
+                    entry[kind][k] = list(v.shape)
+            layers.append(entry)
+        return arrays, {"layers": layers, "input_shape": list(self.input_shape)}
+
+    def load_weights(self, path) -> dict:
+        """Load a file from :meth:`save_weights` or a checkpoint; return its header.
+
+        Layer names and shapes are checked: a file of another architecture fails with a
+        message naming the layer and both shapes.
+        """
+        arrays, header = _io.load_arrays(path)
+        if not self.built:
+            self.build(tuple(header.get("input_shape") or ()) or None)
+        mine = [l.name for l in self.layers]
+        theirs = [e["name"] for e in header.get("layers", [])]
+        if mine != theirs:
+            raise _io.WeightFileError(f"{path!r} holds layers {theirs}, the model has {mine}")
+        updates = []
+        for l in self.layers:
+            for prefix, store in (("", l.params), ("state/", l.state)):
+                for k, v in store.items():
+                    key = f"{prefix}{l.name}/{k}"
+                    if key not in arrays:
+                        raise _io.WeightFileError(f"{path!r} has no {key!r} for layer {l.name!r}")
+                    if tuple(arrays[key].shape) != tuple(v.shape):
+                        raise _io.WeightFileError(
+                            f"layer {l.name!r} {k}: the model has shape {tuple(v.shape)}, "
+                            f"{path!r} has {tuple(arrays[key].shape)}")
+                    updates.append((store, k, arrays[key]))
+        for store, k, value in updates:  # all checked before anything changes
+            store[k] = B.asarray(value, dtype=self.dtype_name, backend=self.backend)
+        return header
+
+    def load_checkpoint(self, path) -> int:
+        """Load weights and optimizer state from a checkpoint; return its epoch."""
+        header = self.load_weights(path)
+        arrays, _ = _io.load_arrays(path)
+        if "optimizer" in header and self.compiled:
+            state = self.optimizer.init_state(self.get_params())
+            for key, slots in state["slots"].items():
+                for slot in slots:
+                    slots[slot] = B.asarray(arrays[f"optimizer/{key}/{slot}"],
+                                            dtype=self.dtype_name, backend=self.backend)
+            state["step"] = int(header["optimizer"]["step"])
+            self.opt_state = state
+        return int(header.get("epoch", 0))
+
+
+def _map_state(state, fn):
+    return {"step": state["step"],
+            "slots": {k: {s: fn(v) for s, v in slots.items()} for k, slots in state["slots"].items()}}
