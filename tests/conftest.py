@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+os.environ.setdefault("MPLBACKEND", "Agg")  # tests never open windows
+
 import pytest
 
 import xpnet as xn

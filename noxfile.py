@@ -1,0 +1,54 @@
+"""Sessions for xpnet: ``nox -s tests``, ``nox -s demo``, ``nox -s bench``.
+
+Each session makes its own virtual environment and installs what it needs, so these
+commands work on a fresh machine with only Python and pip.
+
+Environment variables:
+- ``XPNET_TORCH``: the PyTorch requirement for the tests (default ``torch==2.13.0``, a CPU
+  build where the machine has one; set it to ``""`` to test without torch).
+- ``XPNET_CUPY``: the CuPy requirement (default ``cupy-cuda12x``; ``""`` for none). Without a
+  GPU, CuPy still installs and the GPU tests skip with the CUDA error as the reason.
+"""
+import os
+
+import nox
+
+nox.options.sessions = ["tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+TORCH = os.environ.get("XPNET_TORCH", "torch==2.13.0")
+CUPY = os.environ.get("XPNET_CUPY", "cupy-cuda12x")
+
+
+def _install_backends(session):
+    if TORCH:
+        session.install(TORCH)
+    if CUPY:
+        session.install(CUPY)
+
+
+@nox.session
+def tests(session):
+    """The whole test suite on every backend that can run here (plus a benchmark smoke run)."""
+    session.install("-e", ".[test]")
+    _install_backends(session)
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session
+def demo(session):
+    """The short tour: backend, a small net trained with a progress bar, inference timing."""
+    session.install("-e", ".[plot]")
+    session.run("python", "-m", "xpnet", "demo", *session.posargs)
+
+
+@nox.session
+def bench(session):
+    """The benchmarks against hand-written NumPy, PyTorch and scikit-learn, in one run."""
+    session.install("-e", ".[test]", "scikit-learn", "threadpoolctl")
+    _install_backends(session)
+    os.makedirs("benchmarks/results", exist_ok=True)
+    session.run("python", "-m", "pytest", "benchmarks", "--benchmark-enable",
+                "--benchmark-json=benchmarks/results/bench.json", "-p", "no:randomly",
+                *session.posargs)
+    session.run("python", "-m", "benchmarks.report", "benchmarks/results/bench.json")
