@@ -45,6 +45,7 @@ __all__ = [
     "load",
     "host_asarray",
     "host_full",
+    "host_cast",
     "DeviceRNG",
     "is_array",
     "get_floatx",
@@ -301,6 +302,8 @@ def asarray(x, dtype: str | None = None, backend: Backend | None = None):
     b = backend or current()
     xp = b.xp
     if isinstance(x, b.array_type):
+        if b.name == "numpy":
+            x = host_asarray(x)  # the same array; rejects string/object arrays as elsewhere
         if b.name == "torch" and x.device != b.device:
             raise BackendMismatchError(
                 f"got a torch tensor on {x.device}, but the torch backend runs on {b.device}; "
@@ -327,6 +330,11 @@ def asarray(x, dtype: str | None = None, backend: Backend | None = None):
     if b.name == "torch" and not arr.flags.writeable:
         arr = arr.copy()  # torch warns on read-only buffers
     return xp.asarray(arr, device=b.device)
+
+
+def host_cast(values: np.ndarray, dtype: str) -> np.ndarray:
+    """``values`` cast to ``dtype`` on the host (IEEE round-to-nearest, the same everywhere)."""
+    return np.asarray(values).astype(dtype)
 
 
 def host_full(shape, value, dtype="float32") -> np.ndarray:
@@ -380,7 +388,7 @@ class DeviceRNG:
             import torch
 
             return torch.rand(tuple(shape), generator=self._gen, dtype=dtype,
-                              device=self._gen.device)
+                              device=b.device)
         if b.name == "cupy":
             return self._gen.random(tuple(shape), dtype=dtype)
         values = self._gen.random(tuple(shape), dtype=np.float64)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 
-from .backend import host_full
+from .backend import host_cast, host_full
 
 __all__ = ["initialize", "INITIALIZERS"]
 
@@ -55,4 +55,4 @@ def initialize(spec, shape, rng, dtype="float32"):
             )
     else:
         raise TypeError(f"an initializer is a float std or a name, got {type(spec).__name__}")
-    return values.astype(dtype)
+    return host_cast(values, dtype)

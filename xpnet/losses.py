@@ -13,6 +13,7 @@ from array_api_compat import array_namespace
 from array_api_compat import size as _size
 
 from .functions import one_hot
+from ._registry import resolve
 
 __all__ = [
     "Loss",
@@ -130,7 +131,8 @@ class BinaryCrossentropy(Loss):
         return loss, (yc - t) / (yc * (1.0 - yc)) / size
 
     def grad_from_output(self, y, t):
-        t = array_namespace(y).reshape(t, y.shape) if t.shape != y.shape else t
+        xp = array_namespace(y)
+        t = xp.reshape(t, y.shape) if t.shape != y.shape else t
         return (y - t) / _size(y)
 
 
@@ -145,13 +147,4 @@ LOSSES = {
 
 def get_loss(spec) -> Loss:
     """A loss from a name (see ``LOSSES``), a Loss instance or a Loss class."""
-    if isinstance(spec, Loss):
-        return spec
-    if isinstance(spec, type) and issubclass(spec, Loss):
-        return spec()
-    if isinstance(spec, str):
-        key = spec.lower()
-        if key in LOSSES:
-            return LOSSES[key]()
-        raise ValueError(f"unknown loss {spec!r}; valid names are: {', '.join(LOSSES)}")
-    raise TypeError(f"a loss is a name or a Loss, got {type(spec).__name__}")
+    return resolve(spec, LOSSES, Loss, "loss")

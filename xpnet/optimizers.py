@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 
 from array_api_compat import array_namespace
+from ._registry import resolve
 
 __all__ = ["Optimizer", "SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam",
            "get_optimizer", "OPTIMIZERS"]
@@ -183,13 +184,4 @@ OPTIMIZERS = {
 
 def get_optimizer(spec) -> Optimizer:
     """An optimizer from a name (default hyper-parameters), an instance or a class."""
-    if isinstance(spec, Optimizer):
-        return spec
-    if isinstance(spec, type) and issubclass(spec, Optimizer):
-        return spec()
-    if isinstance(spec, str):
-        key = spec.lower()
-        if key in OPTIMIZERS:
-            return OPTIMIZERS[key]()
-        raise ValueError(f"unknown optimizer {spec!r}; valid names are: {', '.join(OPTIMIZERS)}")
-    raise TypeError(f"an optimizer is a name or an Optimizer, got {type(spec).__name__}")
+    return resolve(spec, OPTIMIZERS, Optimizer, "optimizer")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from .. import functions as F
 from .base import Layer
+from .._registry import resolve
 
 __all__ = ["Relu", "Sigmoid", "Tanh", "Softmax", "Linear", "get_activation", "ACTIVATIONS"]
 
@@ -86,15 +87,4 @@ def get_activation(spec) -> Layer:
     ``None`` (linear), a Layer instance or a Layer class."""
     if spec is None:
         return Linear()
-    if isinstance(spec, Layer):
-        return spec
-    if isinstance(spec, type) and issubclass(spec, Layer):
-        return spec()
-    if isinstance(spec, str):
-        key = spec.lower()
-        if key in ACTIVATIONS:
-            return ACTIVATIONS[key]()
-        raise ValueError(
-            f"unknown activation {spec!r}; valid names are: {', '.join(ACTIVATIONS)}"
-        )
-    raise TypeError(f"an activation is a name or a Layer, got {type(spec).__name__}")
+    return resolve(spec, ACTIVATIONS, Layer, "activation")

@@ -95,7 +95,8 @@ class Dense(Affine):
         self.kernel_initializer = kernel_initializer
         self.use_bias = bool(use_bias)
 
-    def build(self, input_shape, *, xp, device=None, dtype="float32", rng=None):
+    def build(self, input_shape, *, xp, device=None, dtype=None, rng=None):
+        dtype = dtype or _backend.get_floatx()
         fan_in = 1
         for d in input_shape:
             fan_in *= int(d)
@@ -111,6 +112,10 @@ class Dense(Affine):
         return (self.units,)
 
     def forward(self, x, training=True):
+        if not self.built:  # used on its own: build from the first input
+            xp = self._ns(x)
+            dtype = next((n for n in ("float64", "float32") if x.dtype == getattr(xp, n)), None)
+            self.build(tuple(x.shape[1:]), xp=xp, device=x.device, dtype=dtype)
         return self.activation.forward(self._affine_forward(x), training)
 
     def backward(self, dout):
@@ -133,7 +138,8 @@ class Flatten(Layer):
 
     def forward(self, x, training=True):
         self.x_shape = x.shape
-        return self._ns(x).reshape(x, (x.shape[0], -1))
+        xp = self._ns(x)
+        return xp.reshape(x, (x.shape[0], -1))
 
     def backward(self, dout):
         return self.xp.reshape(dout, self.x_shape)
