@@ -103,8 +103,8 @@ def test_numerical_gradient_leaves_network_unchanged(backend):
 def test_layers_read_rebound_params(backend, xp):
     net = TwoLayerNet(4, 3, 2, seed=0)
     x = np.ones((2, 4), dtype=np.float32)
-    net.params["W2"] = xp.zeros((3, 2), dtype=xp.float32, device=backend.device)
-    net.params["b2"] = xp.asarray([1.0, -2.0], dtype=xp.float32, device=backend.device)
+    net.params["W2"] = xp.zeros((3, 2), dtype=net.dtype, device=backend.device)
+    net.params["b2"] = xp.asarray([1.0, -2.0], dtype=net.dtype, device=backend.device)
     np.testing.assert_array_equal(xn.to_numpy(net.predict(x)), [[1.0, -2.0], [1.0, -2.0]])
     assert net.layers["Affine2"].params["W"] is net.params["W2"]
 
