@@ -18,6 +18,7 @@ from . import (
     layers,
     losses,
     metrics,
+    models,
     optimizers,
     perceptron,
     training,
@@ -44,6 +45,6 @@ __all__ = [
     "BACKENDS", "BackendMismatchError", "BackendUnavailableError", "get_backend",
     "get_floatx", "get_namespace", "set_backend", "set_floatx", "to_numpy", "use_backend",
     "backend", "functions", "gradcheck", "initializers", "layers", "losses", "optimizers",
-    "perceptron", "__version__", "callbacks", "data", "datasets", "io", "metrics", "training",
+    "perceptron", "__version__", "callbacks", "data", "datasets", "io", "metrics", "models", "training",
     "History", "Sequential",
 ]
