@@ -130,7 +130,7 @@ def run_fit(model, x, y, *, epochs=1, batch_size=32, validation_data=None, valid
             if order is not None and on_device:
                 order = xp.asarray(order, device=backend.device)
             bar = _progress(len(slices), f"Epoch {epoch + 1}/{epochs}", verbose)
-            refresh = max(1, len(slices) // _BAR_UPDATES)
+            refresh = max(1, math.ceil(len(slices) / _BAR_UPDATES))  # at most 10 reads
             params, state = model.get_params(), model.opt_state
             losses, metric_parts = [], [[] for _ in model.metrics]
             for b, (i, j) in enumerate(slices):
