@@ -15,7 +15,8 @@ imported ("numpy" when unset) and can be changed in code::
 
 A backend is *loaded* the first time it is used, so a machine without a GPU can
 still ``import xpnet`` with ``XPNET_BACKEND=cupy`` and read the error that says why
-CuPy cannot run.
+CuPy cannot run; an unknown name in ``XPNET_BACKEND`` is likewise reported (a
+``ValueError`` listing the valid names) at first use, not at import.
 """
 from __future__ import annotations
 
@@ -174,15 +175,31 @@ def _check_floatx(name: str) -> str:
     return name
 
 
+def _name_from_env() -> str:
+    """The backend named by XPNET_BACKEND, or "numpy". An unknown name is kept as it is and
+    reported when the backend is first used, so ``import xpnet`` itself never fails and a
+    command-line ``--backend`` can still override it."""
+    raw = os.environ.get(ENV_VAR) or "numpy"
+    try:
+        return _check_name(raw)
+    except ValueError:
+        return raw
+
+
 _state: dict[str, Any] = {
-    "name": _check_name(os.environ.get(ENV_VAR) or "numpy"),
+    "name": _name_from_env(),
     "floatx": _check_floatx(os.environ.get(FLOATX_VAR) or "float32"),
 }
 
 
 def load(name: str) -> Backend:
     """Load (once) and return the backend ``name``; raise if it cannot run here."""
-    key = _check_name(name)
+    try:
+        key = _check_name(name)
+    except ValueError as exc:
+        if name == _state["name"] and os.environ.get(ENV_VAR) == name:
+            raise ValueError(f"{exc} (from the environment variable {ENV_VAR})") from None
+        raise
     backend = _cache.get(key)
     if backend is None:
         backend = _cache[key] = _LOADERS[key]()
