@@ -8,17 +8,25 @@ path copies the whole data set.
 """
 from __future__ import annotations
 
+import numbers
+
 from . import backend as B
 
-__all__ = ["as_data", "check_batch_size", "batch_slices", "check_xy", "check_finite", "check_targets", "take_rows", "num_rows"]
+__all__ = ["as_data", "check_batch_size", "batch_slices", "check_xy", "check_finite", "check_targets", "take_rows", "num_rows",
+           "gather_on_host"]
 
-_FINITE_CHUNK = 65536
+_FINITE_CHUNK = 1 << 18  # elements checked at a time: a 256 KB mask, whatever the row size
 
 
 def as_data(x, backend, name="x"):
     """``x`` as a host NumPy array or an array of ``backend`` (no copy where possible)."""
     if isinstance(x, backend.array_type):
-        return B.asarray(x, backend=backend)  # checks the device
+        try:
+            return B.asarray(x, backend=backend)  # checks the device
+        except TypeError as exc:  # a NumPy array of strings or objects
+            if isinstance(exc, B.BackendMismatchError):
+                raise
+            raise TypeError(f"{name}: {exc}") from None
     lib = B._library_of(x)
     if lib is not None and lib != "numpy":
         raise B.BackendMismatchError(
@@ -38,12 +46,12 @@ def as_data(x, backend, name="x"):
 
 
 def check_batch_size(batch_size) -> int:
-    """A positive int, else a clear error (bool and float are refused)."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+    """A positive int (NumPy ints too), else a clear error (bool and float are refused)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
         raise TypeError(f"batch_size must be a positive int, got {batch_size!r}")
     if batch_size <= 0:
         raise ValueError(f"batch_size must be a positive int, got {batch_size}")
-    return batch_size
+    return int(batch_size)
 
 
 def batch_slices(n: int, batch_size: int):
@@ -72,12 +80,17 @@ def check_finite(x, name="x"):
     if not xp.isdtype(x.dtype, "real floating"):
         return
     n = num_rows(x)
-    for start in range(0, n, _FINITE_CHUNK):
-        chunk = x[start:start + _FINITE_CHUNK]
+    row_size = 1
+    for d in x.shape[1:]:
+        row_size *= int(d)
+    rows = max(1, _FINITE_CHUNK // max(row_size, 1))
+    for start in range(0, n, rows):
+        stop = min(start + rows, n)
+        chunk = x[start:stop, ...]  # "...": array-api-strict wants every axis
         if not bool(xp.all(xp.isfinite(chunk))):
             raise ValueError(
-                f"{name} holds NaN or infinite values (first in rows {start}.."
-                f"{min(start + _FINITE_CHUNK, n) - 1}); clean the data before training"
+                f"{name} holds NaN or infinite values (first in rows {start}..{stop - 1}); "
+                "clean the data before using it"
             )
 
 
@@ -129,10 +142,33 @@ def take_rows(data, index, backend, dtype=None):
     array of ``backend`` cast to ``dtype``."""
     if isinstance(data, backend.array_type):
         if isinstance(index, slice):
-            rows = data[index]
+            rows = data[index, ...]  # "...": array-api-strict wants every axis
         else:
             rows = backend.xp.take(data, index, axis=0)
         if dtype is not None and rows.dtype != getattr(backend.xp, dtype):
             rows = backend.xp.astype(rows, getattr(backend.xp, dtype))
         return rows
     return B.asarray(data[index], dtype=dtype, backend=backend)
+
+
+def gather_on_host(batches, slices, backend):
+    """Per-batch outputs (an iterable, in ``slices`` order) as one host NumPy array.
+
+    Peak memory is the result plus a batch, not twice the result as a concat would
+    take. On a CPU backend each batch is copied as it comes; on a GPU the batches are
+    queued first and copied after, so the device is not waited for once per batch.
+    """
+    on_cpu = backend.name in ("numpy", "array_api_strict") or str(backend.device) == "cpu"
+    if not on_cpu:
+        batches = list(batches)
+    out = None
+    for k, ((i, j), batch) in enumerate(zip(slices, batches)):
+        host = B.to_numpy(batch)
+        if len(slices) == 1:
+            return host
+        if out is None:
+            out = B.host_full((slices[-1][1], *host.shape[1:]), 0, dtype=host.dtype)
+        out[i:j] = host
+        if not on_cpu:
+            batches[k] = None  # drop the device copy once it is on the host
+    return out

@@ -8,6 +8,7 @@ the device.
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 
 from . import backend as B
@@ -21,12 +22,16 @@ __all__ = ["run_fit", "run_evaluate"]
 _BAR_UPDATES = 10
 
 
+def _is_int(n):
+    return isinstance(n, numbers.Integral) and not isinstance(n, bool)
+
+
 def _check_fit_args(epochs, validation_split, initial_epoch, verbose):
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+    if not _is_int(epochs) or epochs < 0:
         raise ValueError(f"epochs must be an int >= 0, got {epochs!r}")
-    if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, int) or initial_epoch < 0:
+    if not _is_int(initial_epoch) or initial_epoch < 0:
         raise ValueError(f"initial_epoch must be an int >= 0, got {initial_epoch!r}")
-    if not isinstance(validation_split, (int, float)) or not 0 <= validation_split < 1:
+    if not isinstance(validation_split, numbers.Real) or not 0 <= validation_split < 1:
         raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
     if verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
@@ -84,8 +89,9 @@ def run_fit(model, x, y, *, epochs=1, batch_size=32, validation_data=None, valid
     :meth:`~xpnet.Sequential.load_checkpoint` continues exactly. A non-finite loss stops
     training with a ``RuntimeWarning`` naming the epoch and batch.
     """
-    D.check_batch_size(batch_size)
+    batch_size = D.check_batch_size(batch_size)
     _check_fit_args(epochs, validation_split, initial_epoch, verbose)
+    epochs, initial_epoch = int(epochs), int(initial_epoch)
     x, y, y_dtype = _prepare(model, x, y)
     backend, xp, dtype = model.backend, model.backend.xp, model.dtype_name
     n = D.num_rows(x)
@@ -98,8 +104,8 @@ def run_fit(model, x, y, *, epochs=1, batch_size=32, validation_data=None, valid
         n_val = int(n * validation_split)
         if n_val == 0 or n_val == n:
             raise ValueError(f"validation_split={validation_split} leaves no rows on one side of {n}")
-        val = (x[n - n_val:], y[n - n_val:])
-        x, y, n = x[:n - n_val], y[:n - n_val], n - n_val
+        val = (x[n - n_val:, ...], y[n - n_val:, ...])
+        x, y, n = x[:n - n_val, ...], y[:n - n_val, ...], n - n_val
     if val is not None:  # checked once here, not every epoch
         val = _prepare(model, *val, name="val_")
     on_device = isinstance(x, backend.array_type) and backend.name != "numpy"
@@ -219,6 +225,6 @@ def _evaluate_prepared(model, x, y, y_dtype, batch_size=32, verbose=0):
 
 def run_evaluate(model, x, y, batch_size=32, verbose=1):
     """Loss and metrics over ``(x, y)`` as a dict (read from the device once)."""
-    D.check_batch_size(batch_size)
+    batch_size = D.check_batch_size(batch_size)
     x, y, y_dtype = _prepare(model, x, y)
     return _evaluate_prepared(model, x, y, y_dtype, batch_size=batch_size, verbose=verbose)

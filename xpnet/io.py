@@ -19,12 +19,14 @@ import os
 import pickle
 import tempfile
 import zipfile
+import zlib
 
 import numpy as np
 
 from .backend import to_numpy
 
-__all__ = ["WeightFileError", "save_arrays", "load_arrays", "load_book_weights", "HEADER_KEY"]
+__all__ = ["WeightFileError", "save_arrays", "load_arrays", "checked_array", "load_book_weights",
+           "HEADER_KEY"]
 
 HEADER_KEY = "__xpnet__"
 FORMAT_VERSION = 1
@@ -77,26 +79,71 @@ def load_arrays(path) -> tuple[dict, dict]:
     if not os.path.exists(path):
         raise FileNotFoundError(f"no weight file at {path!r}")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in data.files}
+        # our own handle: np.load leaks the one it opens when the zip is corrupt
+        with open(path, "rb") as f:
+            data = np.load(f, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):  # an .npy: one plain array
+                arrays = None
+            else:
+                with data:
+                    arrays = {name: data[name] for name in data.files}
     except ValueError as exc:
-        if "pickle" in str(exc).lower() or "object" in str(exc).lower():
+        if "object arrays" in str(exc).lower() or _looks_pickled(path):
             raise WeightFileError(
                 f"{path!r} holds pickled objects, which xpnet does not load (a pickle can run "
                 "code); save weights with model.save_weights"
             ) from exc
         raise WeightFileError(f"{path!r} is not a readable .npz weight file: {exc}") from exc
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, KeyError, NotImplementedError) as exc:
         raise WeightFileError(
             f"{path!r} is truncated or corrupt ({type(exc).__name__}: {exc})"
         ) from exc
+    if arrays is None:
+        raise WeightFileError(f"{path!r} is an .npy array, not an .npz weight file")
     if HEADER_KEY not in arrays:
         raise WeightFileError(f"{path!r} is an .npz file but not an xpnet weight file (no header)")
     try:
         header = json.loads(arrays.pop(HEADER_KEY).tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise WeightFileError(f"{path!r} has a corrupt header: {exc}") from exc
+    _check_header(path, header)
     return arrays, header
+
+
+def checked_array(path, arrays: dict, key: str, shape, what: str):
+    """``arrays[key]`` once it is there, holds numbers and has ``shape``; else a
+    :class:`WeightFileError` naming ``what`` (e.g. "layer 'dense' W") and both shapes."""
+    if key not in arrays:
+        raise WeightFileError(f"{path!r} has no {key!r} for {what}")
+    value = arrays[key]
+    if value.dtype.kind not in "biuf":
+        raise WeightFileError(f"{path!r}: {key!r} has dtype {value.dtype}, not a number type")
+    if tuple(value.shape) != tuple(shape):
+        raise WeightFileError(f"{what}: the model has shape {tuple(shape)}, {path!r} has "
+                              f"{tuple(value.shape)}")
+    return value
+
+
+def _looks_pickled(path) -> bool:
+    """True when the file starts as a pickle does (protocol 2 and up: byte 0x80)."""
+    with open(path, "rb") as f:
+        return f.read(1) == b"\x80"
+
+
+def _check_header(path, header) -> None:
+    """The header's structure, so that a crafted file fails here and not deep in a loader."""
+    layers = header.get("layers", []) if isinstance(header, dict) else None
+    if not isinstance(layers, list) or not all(
+            isinstance(e, dict) and isinstance(e.get("name"), str) for e in layers):
+        raise WeightFileError(f"{path!r} has a malformed header (expected a dict with a list "
+                              "of layers, each with a name)")
+    shape = header.get("input_shape")
+    if shape is not None and not (isinstance(shape, list) and all(
+            isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)):
+        raise WeightFileError(f"{path!r} has a malformed header: input_shape {shape!r}")
+    epoch = header.get("epoch", 0)
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise WeightFileError(f"{path!r} has a malformed header: epoch {epoch!r}")
 
 
 def load_book_weights(path, *, trusted: bool = False) -> dict:

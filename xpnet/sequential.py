@@ -121,9 +121,19 @@ class Sequential:
         """Choose the optimizer, the loss and the metrics, by name or as objects."""
         if loss is None:
             raise ValueError("compile needs a loss, e.g. loss='mse' or 'sparse_categorical_crossentropy'")
-        self.optimizer = get_optimizer(optimizer)
-        self.loss = get_loss(loss)
-        self._metric_specs = list(metrics or [])
+        optimizer, loss = get_optimizer(optimizer), get_loss(loss)
+        metrics = [metrics] if isinstance(metrics, str) else list(metrics or [])
+        for spec in metrics:  # unknown names fail now, not at the first fit
+            get_metric(spec, loss)
+        last = self.layers[-1] if self.layers else None
+        units = self.output_shape[-1] if self.built else getattr(last, "units", None)
+        if loss.sparse and units is not None and units < 2:
+            raise ValueError(
+                f"{loss.name} needs one output unit per class, but the last layer "
+                f"{last.name!r} has {units} (use binary_crossentropy for a 1-unit sigmoid)"
+            )
+        self.optimizer, self.loss = optimizer, loss
+        self._metric_specs = metrics
         self.compiled = True
         self.opt_state = None
         if self.built:
@@ -197,17 +207,20 @@ class Sequential:
         Memory is bounded by the batch, not by the input. NumPy input gives a NumPy
         result; an array of the active backend gives one of the same backend.
         """
-        D.check_batch_size(batch_size)
+        batch_size = D.check_batch_size(batch_size)
         self._ensure_built()
         x = D.as_data(x, self.backend)
         D.check_xy(x, None)
         if tuple(x.shape[1:]) != self.input_shape:
             self._raise_shape(x.shape)
-        dtype = self.dtype_name
-        outs = [self.forward(D.take_rows(x, slice(i, j), self.backend, dtype), False)
-                for i, j in D.batch_slices(D.num_rows(x), batch_size)]
-        out = outs[0] if len(outs) == 1 else self.backend.xp.concat(outs, axis=0)
-        return B.to_numpy(out) if B._library_of(x) == "numpy" else out
+        D.check_finite(x)
+        dtype, slices = self.dtype_name, D.batch_slices(D.num_rows(x), batch_size)
+        outs = (self.forward(D.take_rows(x, slice(i, j), self.backend, dtype), False)
+                for i, j in slices)
+        if B._library_of(x) == "numpy":  # into one host array: output + a batch, not twice
+            return D.gather_on_host(outs, slices, self.backend)
+        outs = list(outs)
+        return outs[0] if len(outs) == 1 else self.backend.xp.concat(outs, axis=0)
 
     def fit(self, x, y, epochs=1, batch_size=32, validation_data=None, validation_split=0.0,
             shuffle=True, callbacks=None, verbose=1, seed=None, initial_epoch=0):
@@ -337,45 +350,66 @@ class Sequential:
     def load_weights(self, path) -> dict:
         """Load a file from :meth:`save_weights` or a checkpoint; return its header.
 
-        Layer names and shapes are checked: a file of another architecture fails with a
-        message naming the layer and both shapes.
+        Layer names, shapes and dtypes are checked before anything changes: a file of
+        another architecture fails with a message naming the layer and both shapes, and
+        leaves the model as it was.
         """
         arrays, header = _io.load_arrays(path)
-        if not self.built:
-            self.build(tuple(header.get("input_shape") or ()) or None)
-        mine = [l.name for l in self.layers]
-        theirs = [e["name"] for e in header.get("layers", [])]
-        if mine != theirs:
-            raise _io.WeightFileError(f"{path!r} holds layers {theirs}, the model has {mine}")
-        updates = []
-        for l in self.layers:
-            for prefix, store in (("", l.params), ("state/", l.state)):
-                for k, v in store.items():
-                    key = f"{prefix}{l.name}/{k}"
-                    if key not in arrays:
-                        raise _io.WeightFileError(f"{path!r} has no {key!r} for layer {l.name!r}")
-                    if tuple(arrays[key].shape) != tuple(v.shape):
-                        raise _io.WeightFileError(
-                            f"layer {l.name!r} {k}: the model has shape {tuple(v.shape)}, "
-                            f"{path!r} has {tuple(arrays[key].shape)}")
-                    updates.append((store, k, arrays[key]))
-        for store, k, value in updates:  # all checked before anything changes
-            store[k] = B.asarray(value, dtype=self.dtype_name, backend=self.backend)
+        self._load_arrays(path, arrays, header, with_optimizer=False)
         return header
 
     def load_checkpoint(self, path) -> int:
-        """Load weights and optimizer state from a checkpoint; return its epoch."""
-        header = self.load_weights(path)
-        arrays, _ = _io.load_arrays(path)
-        if "optimizer" in header and self.compiled:
-            state = self.optimizer.init_state(self.get_params())
-            for key, slots in state["slots"].items():
-                for slot in slots:
-                    slots[slot] = B.asarray(arrays[f"optimizer/{key}/{slot}"],
-                                            dtype=self.dtype_name, backend=self.backend)
-            state["step"] = int(header["optimizer"]["step"])
-            self.opt_state = state
+        """Load weights and optimizer state from a checkpoint; return its epoch.
+
+        The file is read once, so weights and optimizer state come from the same save.
+        Compile with the checkpoint's optimizer first (its state is refused otherwise).
+        """
+        arrays, header = _io.load_arrays(path)
+        self._load_arrays(path, arrays, header, with_optimizer=True)
         return int(header.get("epoch", 0))
+
+    def _load_arrays(self, path, arrays, header, with_optimizer):
+        was_built = self.built
+        move = lambda a: B.asarray(a, dtype=self.dtype_name, backend=self.backend)  # noqa: E731
+        try:
+            if not self.built:
+                self.build(tuple(header.get("input_shape") or ()) or None)
+            mine = [l.name for l in self.layers]
+            theirs = [e["name"] for e in header.get("layers", [])]
+            if mine != theirs:
+                raise _io.WeightFileError(f"{path!r} holds layers {theirs}, the model has {mine}")
+            updates = [(store, k, move(_io.checked_array(path, arrays, f"{prefix}{l.name}/{k}",
+                                                          v.shape, f"layer {l.name!r} {k}")))
+                       for l in self.layers for prefix, store in (("", l.params), ("state/", l.state))
+                       for k, v in store.items()]
+            opt_state = self._file_opt_state(path, arrays, header, move) if with_optimizer else None
+        except BaseException:
+            self.built = was_built  # a failed load leaves an unbuilt model unbuilt
+            raise
+        for store, k, value in updates:  # all checked before anything changes
+            store[k] = value
+        if opt_state is not None:
+            self.opt_state = opt_state
+
+    def _file_opt_state(self, path, arrays, header, move):
+        saved = header.get("optimizer")
+        if saved is None or not self.compiled:
+            return None
+        mine = type(self.optimizer).__name__
+        theirs = saved.get("class") if isinstance(saved, dict) else None
+        step = saved.get("step") if isinstance(saved, dict) else None
+        if theirs != mine or isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise _io.WeightFileError(
+                f"{path!r} holds the state of a {theirs} optimizer (step {step!r}), but the model "
+                f"is compiled with {mine}: compile with the same optimizer to resume, or use "
+                "load_weights for the weights alone")
+        state = self.optimizer.init_state(self.get_params())
+        for key, slots in state["slots"].items():
+            for slot, v in slots.items():
+                slots[slot] = move(_io.checked_array(path, arrays, f"optimizer/{key}/{slot}",
+                                                     v.shape, f"optimizer state of {key!r} {slot}"))
+        state["step"] = step
+        return state
 
 
 def _map_state(state, fn):
