@@ -37,7 +37,7 @@ def check_timing(out):
     single, batched = value(out, "one row per call:"), value(out, "batches of 1,000:")
     speedup = value(out, "speedup from batching:")
     assert single > 0 and batched > 0
-    assert speedup == pytest.approx(batched / single, rel=0.06)  # printed to 0.1
+    assert speedup == pytest.approx(batched / single, rel=0.06, abs=0.051)  # printed to 0.1
     agree, total = map(int, re.search(r"same class for (\d+)/(\d+) rows", out).groups())
     assert agree >= total - 2
 
