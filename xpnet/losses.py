@@ -83,7 +83,9 @@ class MeanSquaredError(Loss):
 
 
 def _clip(xp, y):
-    return xp.clip(y, EPSILON, 1.0 - EPSILON)
+    # minimum/maximum rather than xp.clip: array-api-compat wraps NumPy's clip in Python
+    # code that costs ~9 us a call, more than the whole loss on a batch of 100
+    return xp.minimum(xp.maximum(y, EPSILON), 1.0 - EPSILON)
 
 
 class CategoricalCrossentropy(Loss):

@@ -13,16 +13,20 @@ __all__ = ["Relu", "Sigmoid", "Tanh", "Softmax", "Linear", "get_activation", "AC
 
 
 class Relu(Layer):
-    """``max(0, x)``; backward lets the gradient through where ``x > 0``."""
+    """``max(0, x)``; backward lets the gradient through where ``x > 0``.
+
+    Written with ``maximum`` and a 0/1 multiplier rather than ``where``: NumPy's
+    ``where`` branches per element and is several times slower on the random sign
+    pattern of a layer's pre-activations.
+    """
 
     def forward(self, x, training=True):
         xp = self._ns(x)
         self.mask = x > 0
-        return xp.where(self.mask, x, xp.zeros_like(x))
+        return xp.maximum(x, xp.zeros_like(x))
 
     def backward(self, dout):
-        xp = self.xp
-        return xp.where(self.mask, dout, xp.zeros_like(dout))
+        return dout * self.xp.astype(self.mask, dout.dtype)
 
 
 class Sigmoid(Layer):
