@@ -49,6 +49,11 @@ class Loss:
         ``fused_activation`` and ``y`` is its output."""
         raise NotImplementedError
 
+    def fused_value_and_grad(self, y, t):
+        """``(mean loss, grad_from_output(y, t))``: what a model whose output activation
+        is ``fused_activation`` needs per batch (subclasses prepare ``t`` only once)."""
+        return self.value_and_grad(y, t)[0], self.grad_from_output(y, t)
+
     def prepare_target(self, t, y):
         """Targets in the form the loss computes with (one-hot for sparse labels)."""
         return t
@@ -103,6 +108,12 @@ class CategoricalCrossentropy(Loss):
 
     def grad_from_output(self, y, t):
         return (y - self.prepare_target(t, y)) / y.shape[0]
+
+    def fused_value_and_grad(self, y, t):
+        xp = array_namespace(y)
+        t = self.prepare_target(t, y)
+        n = y.shape[0]
+        return -xp.sum(t * xp.log(_clip(xp, y))) / n, (y - t) / n
 
 
 class SparseCategoricalCrossentropy(CategoricalCrossentropy):

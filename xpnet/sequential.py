@@ -172,8 +172,8 @@ class Sequential:
         """
         layers = self._backward_layers
         if self._fused:
-            loss, _ = self.loss.value_and_grad(y_pred, y)
-            dout = layers[0]._affine_backward(self.loss.grad_from_output(y_pred, y))
+            loss, grad = self.loss.fused_value_and_grad(y_pred, y)
+            dout = layers[0]._affine_backward(grad)
             layers = layers[1:]
         else:
             loss, dout = self.loss.value_and_grad(y_pred, y)
