@@ -73,8 +73,10 @@ def check_xy(x, y):
         )
 
 
-def check_finite(x, name="x"):
-    """Raise ValueError if ``x`` holds NaN or infinity (checked in chunks, one host read)."""
+def check_finite(x, name="x", first_row=0):
+    """Raise ValueError if ``x`` holds NaN or infinity (checked in chunks, one host read
+    each). ``first_row``: the index of ``x``'s first row in the caller's data, for the
+    message."""
     is_host = B._library_of(x) == "numpy"
     xp = B.load("numpy").xp if is_host else B.backend_of(x).xp
     if not xp.isdtype(x.dtype, "real floating"):
@@ -89,7 +91,8 @@ def check_finite(x, name="x"):
         chunk = x[start:stop, ...]  # "...": array-api-strict wants every axis
         if not bool(xp.all(xp.isfinite(chunk))):
             raise ValueError(
-                f"{name} holds NaN or infinite values (first in rows {start}..{stop - 1}); "
+                f"{name} holds NaN or infinite values (first in rows {first_row + start}.."
+                f"{first_row + stop - 1}); "
                 "clean the data before using it"
             )
 
