@@ -12,10 +12,11 @@ import numbers
 
 from . import backend as B
 
-__all__ = ["as_data", "check_batch_size", "batch_slices", "check_xy", "check_finite", "check_targets", "take_rows", "num_rows",
-           "gather_on_host"]
+__all__ = ["as_data", "check_batch_size", "batch_slices", "check_xy", "check_finite",
+           "finite_checker", "check_targets", "take_rows", "num_rows", "gather_on_host"]
 
 _FINITE_CHUNK = 1 << 18  # elements checked at a time: a 256 KB mask, whatever the row size
+_FINITE_BATCH = 1 << 16  # predict checks host batches of this many elements or more one by one
 
 
 def as_data(x, backend, name="x"):
@@ -73,28 +74,56 @@ def check_xy(x, y):
         )
 
 
-def check_finite(x, name="x", first_row=0):
-    """Raise ValueError if ``x`` holds NaN or infinity (checked in chunks, one host read
-    each). ``first_row``: the index of ``x``'s first row in the caller's data, for the
-    message."""
+def _finite_plan(x):
+    """``(xp, rows per chunk, elements per row)`` for checking ``x``; ``xp`` is None if
+    ``x`` is not float."""
     is_host = B._library_of(x) == "numpy"
     xp = B.load("numpy").xp if is_host else B.backend_of(x).xp
-    if not xp.isdtype(x.dtype, "real floating"):
-        return
-    n = num_rows(x)
     row_size = 1
     for d in x.shape[1:]:
         row_size *= int(d)
-    rows = max(1, _FINITE_CHUNK // max(row_size, 1))
-    for start in range(0, n, rows):
-        stop = min(start + rows, n)
+    if not xp.isdtype(x.dtype, "real floating"):
+        xp = None
+    return xp, max(1, _FINITE_CHUNK // max(row_size, 1)), row_size
+
+
+def _check_rows(x, xp, rows, name, begin, end):
+    for start in range(begin, end, rows):
+        stop = min(start + rows, end)
         chunk = x[start:stop, ...]  # "...": array-api-strict wants every axis
         if not bool(xp.all(xp.isfinite(chunk))):
             raise ValueError(
-                f"{name} holds NaN or infinite values (first in rows {first_row + start}.."
-                f"{first_row + stop - 1}); "
+                f"{name} holds NaN or infinite values (first in rows {start}..{stop - 1}); "
                 "clean the data before using it"
             )
+
+
+def check_finite(x, name="x"):
+    """Raise ValueError if ``x`` holds NaN or infinity (checked in chunks, one host read)."""
+    xp, rows, _ = _finite_plan(x)
+    if xp is not None:
+        _check_rows(x, xp, rows, name, 0, num_rows(x))
+
+
+def finite_checker(x, batch_size, name="x"):
+    """Check ``x`` for NaN and infinity as :func:`check_finite` does, now or batch by batch.
+
+    Returns ``check(i, j)`` to call before using rows ``i..j-1``. Host data in batches of
+    at least ``_FINITE_BATCH`` elements is checked batch by batch, while the rows are in
+    cache (``predict`` then reads the data once, not twice); device data and small batches
+    (where a call per batch costs more than it saves) are checked here, all at once.
+    """
+    xp, rows, row_size = _finite_plan(x)
+    if xp is None:
+        return _no_check
+    if B._library_of(x) != "numpy" or batch_size * row_size < _FINITE_BATCH:
+        _check_rows(x, xp, rows, name, 0, num_rows(x))
+        return _no_check
+    return lambda i, j: _check_rows(x, xp, rows, name, i, j)
+
+
+def _no_check(i, j):
+    return None
 
 
 def check_targets(y, loss, output_shape, name="y"):

@@ -213,18 +213,15 @@ class Sequential:
         D.check_xy(x, None)
         if tuple(x.shape[1:]) != self.input_shape:
             self._raise_shape(x.shape)
-        host = B._library_of(x) == "numpy"
-        if not host:
-            D.check_finite(x)
+        check = D.finite_checker(x, batch_size)  # all now, or each batch while in cache
         dtype, slices = self.dtype_name, D.batch_slices(D.num_rows(x), batch_size)
 
         def run(i, j):
-            if host:  # checked batch by batch, while the rows are in cache (one pass less)
-                D.check_finite(x[i:j, ...], first_row=i)
+            check(i, j)
             return self.forward(D.take_rows(x, slice(i, j), self.backend, dtype), False)
 
         outs = (run(i, j) for i, j in slices)
-        if host:  # into one host array: output + a batch, not twice
+        if B._library_of(x) == "numpy":  # into one host array: output + a batch, not twice
             return D.gather_on_host(outs, slices, self.backend)
         outs = list(outs)
         return outs[0] if len(outs) == 1 else self.backend.xp.concat(outs, axis=0)
