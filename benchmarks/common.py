@@ -176,7 +176,7 @@ def mlp(layer_sizes, seed=0, optimizer=None):
     layers = [Dense(layer_sizes[1], "relu", input_dim=layer_sizes[0])]
     layers += [Dense(n, "relu") for n in layer_sizes[2:-1]]
     layers.append(Dense(layer_sizes[-1], "softmax"))
-    model = xn.Sequential(layers, seed=seed)
+    model = xn.Sequential(layers, seed=seed, dtype="float32")
     model.compile(optimizer=optimizer or xn.optimizers.SGD(lr=0.1),
                   loss="sparse_categorical_crossentropy")
     return model

@@ -50,7 +50,7 @@ def test_predict_memory(benchmark, numpy_family, sizes):
     n = sizes.memory_rows
     x = np.random.default_rng(0).random((n, PREDICT_SIZES[0]), dtype=np.float32)
     model = xn.Sequential([Dense(PREDICT_SIZES[1], "relu", input_dim=PREDICT_SIZES[0]),
-                           Dense(PREDICT_SIZES[2], "softmax")], seed=0)
+                           Dense(PREDICT_SIZES[2], "softmax")], seed=0, dtype="float32")
     model.build()
     peaks = []
 
