@@ -19,6 +19,21 @@ ALL_BACKENDS = ["numpy", "array_api_strict", "torch", "cupy"]
 SHARED = Path(os.environ.get("XPNET_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """The tests' matrices are tiny: one torch thread is faster than two, and steady on a
+    busy machine (two threads fighting over two cores made a 1024x4 product take 30 ms)."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _params():
     params = []
     for name in ALL_BACKENDS:

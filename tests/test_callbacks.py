@@ -19,20 +19,6 @@ from xpnet.layers import Dense
 EPOCHS = 10
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """These matrices are tiny: one torch thread is faster, and steady on a busy CPU."""
-    try:
-        import torch
-    except ImportError:
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _model_and_data():
     model = xn.Sequential([Dense(1, input_dim=3)], seed=0)
     model.compile(optimizer=xn.optimizers.SGD(lr=0.01), loss="mse", metrics=["mae"])

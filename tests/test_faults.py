@@ -25,20 +25,6 @@ RANDOM_KILLS = 24
 SELF_KILLS = ("mid-write", "before-fsync", "before-rename")
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny matrices: one torch thread is faster and immune to a busy machine."""
-    try:
-        import torch
-    except ImportError:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def forkserver():
     """Children forked from a server that has imported xpnet and the backends once."""

@@ -23,19 +23,6 @@ torch = pytest.importorskip("torch", reason="the meta-device check needs PyTorch
 BATCH = 8
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """These matrices are tiny: one torch thread is faster, and steady on a busy CPU."""
-    try:
-        import torch
-    except ImportError:
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 # name: (layers, loss, target kind, metrics)
 MODELS = {
     "relu-softmax-sparse_ce": (

@@ -35,20 +35,6 @@ ACTS = {
 X_DTYPES = ["float32", "float64", "int32", "int64", "uint8", "bool"]
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny matrices: one torch thread is faster and immune to a busy machine."""
-    try:
-        import torch
-    except ImportError:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @st.composite
 def inputs(draw, rows=st.integers(1, 40)):
     """``x`` of a drawn dtype and value range, with the network that takes it."""

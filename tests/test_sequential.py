@@ -22,20 +22,6 @@ from xpnet.training import forward_backward
 EPS = 1e-7  # the losses' clipping, as Keras
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """These matrices are tiny: one torch thread is faster, and steady on a busy CPU."""
-    try:
-        import torch
-    except ImportError:
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # -- data and NumPy references ---------------------------------------------------------
 
 def _binary_data(n=1000, seed=0):

@@ -16,20 +16,6 @@ from xpnet.layers import BatchNormalization, Dense, Dropout
 TARGETS = ["numpy", "array_api_strict", "torch"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """These matrices are tiny: one torch thread is faster, and steady on a busy CPU."""
-    try:
-        import torch
-    except ImportError:
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _data(n=96, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, 3)).astype("float32") * 2 + 1
