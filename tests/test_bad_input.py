@@ -393,7 +393,7 @@ def test_pickle_in_a_weight_file_is_refused_and_not_run(backend, tmp_path):
     obj[0] = Payload()
     m = model(seed=1)
     m.build()
-    arrays, header = m._weight_arrays()
+    arrays, header = xn.checkpoint._weight_arrays(m)
     arrays = {k: xn.to_numpy(v) for k, v in arrays.items()}
     arrays["dense/W"] = obj
     path = _write_npz(tmp_path / "evil.npz", arrays, dict(header, format=1))
@@ -411,7 +411,7 @@ def test_pickle_in_a_weight_file_is_refused_and_not_run(backend, tmp_path):
 def test_odd_but_pickle_free_contents_are_refused(backend, tmp_path):
     m = model(seed=1)
     m.build()
-    arrays, header = m._weight_arrays()
+    arrays, header = xn.checkpoint._weight_arrays(m)
     arrays = {k: xn.to_numpy(v) for k, v in arrays.items()}
     header = dict(header, format=1)
     before = _snapshot(m)

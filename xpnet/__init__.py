@@ -9,6 +9,7 @@ array-api-strict.
 from . import (
     backend,
     callbacks,
+    checkpoint,
     data,
     datasets,
     functions,
@@ -45,6 +46,6 @@ __all__ = [
     "BACKENDS", "BackendMismatchError", "BackendUnavailableError", "get_backend",
     "get_floatx", "get_namespace", "set_backend", "set_floatx", "to_numpy", "use_backend",
     "backend", "functions", "gradcheck", "initializers", "layers", "losses", "optimizers",
-    "perceptron", "__version__", "callbacks", "data", "datasets", "io", "metrics", "models", "training",
+    "perceptron", "__version__", "callbacks", "checkpoint", "data", "datasets", "io", "metrics", "models", "training",
     "History", "Sequential",
 ]

@@ -14,7 +14,7 @@ import re
 
 from . import backend as B
 from . import data as D
-from . import io as _io
+from . import checkpoint as _ckpt
 from .fit_loop import run_evaluate, run_fit
 from .layers.affine import Dense
 from .layers.base import Layer
@@ -324,32 +324,11 @@ class Sequential:
 
     def save_weights(self, path) -> None:
         """Write the parameters to an ``.npz`` file atomically (the model stays where it is)."""
-        _io.save_arrays(path, *self._weight_arrays())
+        _ckpt.save(self, path)
 
     def save_checkpoint(self, path, epoch: int) -> None:
         """Like :meth:`save_weights`, plus the optimizer state and ``epoch``, for resuming."""
-        arrays, header = self._weight_arrays()
-        header["epoch"] = int(epoch)
-        if self.opt_state is not None:
-            header["optimizer"] = {"class": type(self.optimizer).__name__,
-                                   "step": int(self.opt_state["step"])}
-            for key, slots in self.opt_state["slots"].items():
-                for slot, value in slots.items():
-                    arrays[f"optimizer/{key}/{slot}"] = value
-        _io.save_arrays(path, arrays, header)
-
-    def _weight_arrays(self):
-        self._ensure_built()
-        arrays, layers = {}, []
-        for l in self.layers:
-            entry = {"name": l.name, "class": type(l).__name__, "params": {}, "state": {}}
-            for kind, store in (("params", l.params), ("state", l.state)):
-                for k, v in store.items():
-                    prefix = "" if kind == "params" else "state/"
-                    arrays[f"{prefix}{l.name}/{k}"] = v
-                    entry[kind][k] = list(v.shape)
-            layers.append(entry)
-        return arrays, {"layers": layers, "input_shape": list(self.input_shape)}
+        _ckpt.save(self, path, epoch=epoch)
 
     def load_weights(self, path) -> dict:
         """Load a file from :meth:`save_weights` or a checkpoint; return its header.
@@ -358,9 +337,7 @@ class Sequential:
         another architecture fails with a message naming the layer and both shapes, and
         leaves the model as it was.
         """
-        arrays, header = _io.load_arrays(path)
-        self._load_arrays(path, arrays, header, with_optimizer=False)
-        return header
+        return _ckpt.load(self, path, with_optimizer=False)
 
     def load_checkpoint(self, path) -> int:
         """Load weights and optimizer state from a checkpoint; return its epoch.
@@ -368,52 +345,7 @@ class Sequential:
         The file is read once, so weights and optimizer state come from the same save.
         Compile with the checkpoint's optimizer first (its state is refused otherwise).
         """
-        arrays, header = _io.load_arrays(path)
-        self._load_arrays(path, arrays, header, with_optimizer=True)
-        return int(header.get("epoch", 0))
-
-    def _load_arrays(self, path, arrays, header, with_optimizer):
-        was_built = self.built
-        move = lambda a: B.asarray(a, dtype=self.dtype_name, backend=self.backend)  # noqa: E731
-        try:
-            if not self.built:
-                self.build(tuple(header.get("input_shape") or ()) or None)
-            mine = [l.name for l in self.layers]
-            theirs = [e["name"] for e in header.get("layers", [])]
-            if mine != theirs:
-                raise _io.WeightFileError(f"{path!r} holds layers {theirs}, the model has {mine}")
-            updates = [(store, k, move(_io.checked_array(path, arrays, f"{prefix}{l.name}/{k}",
-                                                          v.shape, f"layer {l.name!r} {k}")))
-                       for l in self.layers for prefix, store in (("", l.params), ("state/", l.state))
-                       for k, v in store.items()]
-            opt_state = self._file_opt_state(path, arrays, header, move) if with_optimizer else None
-        except BaseException:
-            self.built = was_built  # a failed load leaves an unbuilt model unbuilt
-            raise
-        for store, k, value in updates:  # all checked before anything changes
-            store[k] = value
-        if opt_state is not None:
-            self.opt_state = opt_state
-
-    def _file_opt_state(self, path, arrays, header, move):
-        saved = header.get("optimizer")
-        if saved is None or not self.compiled:
-            return None
-        mine = type(self.optimizer).__name__
-        theirs = saved.get("class") if isinstance(saved, dict) else None
-        step = saved.get("step") if isinstance(saved, dict) else None
-        if theirs != mine or isinstance(step, bool) or not isinstance(step, int) or step < 0:
-            raise _io.WeightFileError(
-                f"{path!r} holds the state of a {theirs} optimizer (step {step!r}), but the model "
-                f"is compiled with {mine}: compile with the same optimizer to resume, or use "
-                "load_weights for the weights alone")
-        state = self.optimizer.init_state(self.get_params())
-        for key, slots in state["slots"].items():
-            for slot, v in slots.items():
-                slots[slot] = move(_io.checked_array(path, arrays, f"optimizer/{key}/{slot}",
-                                                     v.shape, f"optimizer state of {key!r} {slot}"))
-        state["step"] = step
-        return state
+        return int(_ckpt.load(self, path, with_optimizer=True).get("epoch", 0))
 
 
 def _map_state(state, fn):
