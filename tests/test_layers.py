@@ -384,3 +384,51 @@ def test_check_function(to_xp, xp):
     x = to_xp(_normal((5,), 5))
     assert check_function(lambda a: xp.sum(a ** 3), lambda a: 3 * a ** 2, x) < TOL
     assert check_function(lambda a: xp.sum(a ** 3), lambda a: 2 * a ** 2, x) > 0.1
+
+
+# -- a whole network: gradcheck.check_model ------------------------------------------------
+
+@pytest.mark.parametrize("last, loss, target", [
+    ("softmax", "sparse_categorical_crossentropy", "labels"),
+    ("softmax", "categorical_crossentropy", "onehot"),
+    ("sigmoid", "binary_crossentropy", "binary"),
+    ("linear", "mse", "real"),
+])
+def test_check_model_every_parameter_of_a_network(backend, to_xp, last, loss, target):
+    from xpnet import Sequential
+    from xpnet.gradcheck import check_model
+    from xpnet.layers import BatchNormalization, Dropout
+
+    rng = np.random.default_rng(7)
+    units = 1 if target == "binary" else 3
+    model = Sequential([Dense(6, activation="tanh", input_dim=4), BatchNormalization(),
+                        Dropout(0.3), Dense(units, activation=last)], seed=3, dtype="float64")
+    model.compile(optimizer="sgd", loss=loss)
+    model.build()
+    x = to_xp(rng.standard_normal((16, 4)), "float64")
+    labels = rng.integers(0, units, 16)
+    y = {"labels": to_xp(labels, "int64"),
+         "onehot": to_xp(np.eye(units)[labels], "float64"),
+         "binary": to_xp(rng.integers(0, 2, (16, 1)), "float64"),
+         "real": to_xp(rng.standard_normal((16, units)), "float64")}[target]
+    for layer in model.layers:  # a fixed dropout stream, reset before every evaluation
+        if isinstance(layer, Dropout):
+            layer.rng = xn.backend.DeviceRNG(11, backend)
+    errors = check_model(model, x, y)
+    assert set(errors) == set(model.get_params())
+    assert max(errors.values()) < 1e-6, errors
+
+
+def test_check_model_catches_a_wrong_gradient(backend, to_xp):
+    from xpnet import Sequential
+    from xpnet.gradcheck import check_model
+
+    model = Sequential([Dense(3, activation="tanh", input_dim=2), Dense(1)], seed=0, dtype="float64")
+    model.compile(optimizer="sgd", loss="mse")
+    model.build()
+    rng = np.random.default_rng(0)
+    x, y = to_xp(rng.standard_normal((8, 2)), "float64"), to_xp(rng.standard_normal((8, 1)), "float64")
+    first = model.layers[0]
+    right = first._affine_backward
+    first._affine_backward = lambda dout: right(dout * 1.01)  # a 1% error in the first layer
+    assert max(check_model(model, x, y).values()) > 1e-3

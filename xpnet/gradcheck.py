@@ -9,7 +9,7 @@ from array_api_compat import array_namespace
 
 from .functions import numerical_gradient
 
-__all__ = ["relative_error", "check_layer", "check_loss", "check_function"]
+__all__ = ["relative_error", "check_layer", "check_loss", "check_model", "check_function"]
 
 
 def relative_error(a, b) -> float:
@@ -74,6 +74,48 @@ def check_loss(loss, y, t, h=1e-4) -> float:
     """Relative error of ``loss.value_and_grad(y, t)[1]`` against the numerical gradient."""
     _, grad = loss.value_and_grad(y, t)
     return relative_error(grad, numerical_gradient(lambda yy: loss(yy, t), y, h))
+
+
+def check_model(model, x, y, h=1e-4) -> dict:
+    """Check a compiled :class:`~xpnet.Sequential`'s backprop against numerical gradients.
+
+    ``x`` and ``y`` are one batch as arrays of the model's backend (build the model in
+    float64: ``Sequential(..., dtype="float64")``). The loss is the model's compiled loss
+    in training mode, through the same path ``fit`` takes (fused softmax/sigmoid
+    gradients included). Layers with a resettable ``rng`` (Dropout) draw the same mask
+    for every evaluation.
+
+    Returns
+    -------
+    dict
+        ``{"<layer>/<param>": relative error}`` for every trainable parameter. The model's
+        parameters and running statistics are restored afterwards.
+    """
+    from .training import forward_backward  # the step fit runs
+
+    params = dict(model.get_params())
+    saved_state = [(layer, dict(layer.state)) for layer in model.layers]
+    for layer in model.layers:
+        _reset_rng(layer)
+    _, _, grads = forward_backward(model, params, x, y)
+    grads = dict(grads)
+
+    def loss_with(key, probe):
+        for layer in model.layers:
+            _reset_rng(layer)
+        model.set_params({**params, key: probe})
+        return model.loss(model.forward(x, training=True), y)
+
+    errors = {}
+    try:
+        for key, value in params.items():
+            numeric = numerical_gradient(lambda p, key=key: loss_with(key, p), value, h)
+            errors[key] = relative_error(grads[key], numeric)
+    finally:  # the model is left as it was: parameters and running statistics
+        model.set_params(params)
+        for layer, state in saved_state:
+            layer.state.update(state)
+    return errors
 
 
 def check_function(f, grad_f, x, h=1e-4) -> float:
