@@ -90,7 +90,7 @@ def _load_data(which, quick, seed):
         else:
             if quick:
                 x_tr, y_tr, x_te, y_te = x_tr[:5000], y_tr[:5000], x_te[:1000], y_te[:1000]
-            return (x_tr, y_tr.astype("int64"), x_te, y_te.astype("int64"),
+            return (x_tr, B.host_cast(y_tr, "int64"), x_te, B.host_cast(y_te, "int64"),
                     f"Fashion-MNIST: {len(x_tr):,} training / {len(x_te):,} test images of 28x28")
     x, y = make_spirals(n_per_class=150 if quick else 400, n_classes=3, noise=0.2, seed=seed)
     order = B.host_rng(seed).permutation(len(x))
