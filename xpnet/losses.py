@@ -47,16 +47,26 @@ class Loss:
     def grad_from_output(self, y, t):
         """Gradient with respect to the *pre-activation* when the output activation is
         ``fused_activation`` and ``y`` is its output."""
-        raise NotImplementedError
+        return self._output_grad(y, self.prepare_target(t, y))
 
     def fused_value_and_grad(self, y, t):
-        """``(mean loss, grad_from_output(y, t))``: what a model whose output activation
-        is ``fused_activation`` needs per batch (subclasses prepare ``t`` only once)."""
-        return self.value_and_grad(y, t)[0], self.grad_from_output(y, t)
+        """``(mean loss, grad_from_output(y, t))`` with the target prepared once: what a
+        model whose output activation is ``fused_activation`` needs per batch."""
+        t = self.prepare_target(t, y)
+        return self._value(array_namespace(y), y, t), self._output_grad(y, t)
 
     def prepare_target(self, t, y):
-        """Targets in the form the loss computes with (one-hot for sparse labels)."""
-        return t
+        """Targets in the form the loss computes with: ``y``'s shape (one-hot for sparse
+        labels)."""
+        return t if t.shape == y.shape else array_namespace(y).reshape(t, y.shape)
+
+    def _value(self, xp, y, t):
+        """The mean loss for a prepared target (fusable losses)."""
+        raise NotImplementedError
+
+    def _output_grad(self, y, t):
+        """``(y - t) / n`` for a prepared target (fusable losses)."""
+        raise NotImplementedError
 
     # book-style forward/backward, for use as the last node of a hand-built graph
     def forward(self, y, t):
@@ -81,8 +91,7 @@ class MeanSquaredError(Loss):
 
     def value_and_grad(self, y, t):
         xp = array_namespace(y)
-        t = xp.reshape(t, y.shape) if t.shape != y.shape else t
-        diff = y - t
+        diff = y - self.prepare_target(t, y)
         size = _size(diff)
         return xp.sum(diff * diff) / size, diff * (2.0 / size)
 
@@ -102,18 +111,13 @@ class CategoricalCrossentropy(Loss):
     def value_and_grad(self, y, t):
         xp = array_namespace(y)
         t = self.prepare_target(t, y)
-        n = y.shape[0]
-        yc = _clip(xp, y)
-        return -xp.sum(t * xp.log(yc)) / n, -t / yc / n
+        return self._value(xp, y, t), -t / _clip(xp, y) / y.shape[0]
 
-    def grad_from_output(self, y, t):
-        return (y - self.prepare_target(t, y)) / y.shape[0]
+    def _value(self, xp, y, t):
+        return -xp.sum(t * xp.log(_clip(xp, y))) / y.shape[0]
 
-    def fused_value_and_grad(self, y, t):
-        xp = array_namespace(y)
-        t = self.prepare_target(t, y)
-        n = y.shape[0]
-        return -xp.sum(t * xp.log(_clip(xp, y))) / n, (y - t) / n
+    def _output_grad(self, y, t):
+        return (y - t) / y.shape[0]
 
 
 class SparseCategoricalCrossentropy(CategoricalCrossentropy):
@@ -137,15 +141,15 @@ class BinaryCrossentropy(Loss):
 
     def value_and_grad(self, y, t):
         xp = array_namespace(y)
-        t = xp.reshape(t, y.shape) if t.shape != y.shape else t
+        t = self.prepare_target(t, y)
         yc = _clip(xp, y)
-        size = _size(y)
-        loss = -xp.sum(t * xp.log(yc) + (1.0 - t) * xp.log(1.0 - yc)) / size
-        return loss, (yc - t) / (yc * (1.0 - yc)) / size
+        return self._value(xp, y, t), (yc - t) / (yc * (1.0 - yc)) / _size(y)
 
-    def grad_from_output(self, y, t):
-        xp = array_namespace(y)
-        t = xp.reshape(t, y.shape) if t.shape != y.shape else t
+    def _value(self, xp, y, t):
+        yc = _clip(xp, y)
+        return -xp.sum(t * xp.log(yc) + (1.0 - t) * xp.log(1.0 - yc)) / _size(y)
+
+    def _output_grad(self, y, t):
         return (y - t) / _size(y)
 
 

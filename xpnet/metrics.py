@@ -23,6 +23,11 @@ class Metric:
         return f"{type(self).__name__}()"
 
 
+def _like(xp, t, y):
+    """Targets in the predictions' shape (``(n,)`` targets for a one-unit output)."""
+    return t if t.shape == y.shape else xp.reshape(t, y.shape)
+
+
 def _per_sample_mean(xp, values):
     """Mean over every axis but the batch axis, then summed over the batch."""
     if values.ndim == 1:
@@ -66,7 +71,7 @@ class BinaryAccuracy(Metric):
 
     def batch_sum(self, y_pred, t):
         xp = array_namespace(y_pred)
-        t = xp.reshape(t, y_pred.shape) if t.shape != y_pred.shape else t
+        t = _like(xp, t, y_pred)
         hits = (y_pred > self.threshold) == (t > 0.5)
         return _per_sample_mean(xp, xp.astype(hits, y_pred.dtype))
 
@@ -78,7 +83,7 @@ class MeanAbsoluteError(Metric):
 
     def batch_sum(self, y_pred, t):
         xp = array_namespace(y_pred)
-        t = xp.reshape(t, y_pred.shape) if t.shape != y_pred.shape else t
+        t = _like(xp, t, y_pred)
         return _per_sample_mean(xp, xp.abs(y_pred - t))
 
 
@@ -89,7 +94,7 @@ class MeanSquaredError(Metric):
 
     def batch_sum(self, y_pred, t):
         xp = array_namespace(y_pred)
-        t = xp.reshape(t, y_pred.shape) if t.shape != y_pred.shape else t
+        t = _like(xp, t, y_pred)
         d = y_pred - t
         return _per_sample_mean(xp, d * d)
 
