@@ -15,7 +15,7 @@ from . import backend as B
 __all__ = ["as_data", "check_batch_size", "batch_slices", "check_xy", "check_finite",
            "finite_checker", "check_targets", "take_rows", "num_rows", "gather_on_host"]
 
-_FINITE_CHUNK = 1 << 18  # elements checked at a time: a 256 KB mask, whatever the row size
+_FINITE_CHUNK = 1 << 18  # elements per chunk when locating the first bad rows
 _FINITE_BATCH = 1 << 16  # predict checks host batches of this many elements or more one by one
 
 
@@ -87,13 +87,19 @@ def _finite_plan(x):
     return xp, max(1, _FINITE_CHUNK // max(row_size, 1)), row_size
 
 
+def _all_finite(xp, x) -> bool:
+    # max and min read the rows once, with no temporary: NaN propagates through both
+    # (the array API standard says so) and an infinity is the max or the min
+    return bool(xp.isfinite(xp.max(x)) & xp.isfinite(xp.min(x)))
+
+
 def _check_rows(x, xp, rows, name, begin, end):
+    """One host read for rows ``begin..end-1``; only if it fails, find the bad chunk."""
+    if _all_finite(xp, x[begin:end, ...]):  # "...": array-api-strict wants every axis
+        return
     for start in range(begin, end, rows):
         stop = min(start + rows, end)
-        chunk = x[start:stop, ...]  # "...": array-api-strict wants every axis
-        # max and min read the rows once, with no temporary: NaN propagates through both
-        # (the array API standard says so) and an infinity is the max or the min
-        if not bool(xp.isfinite(xp.max(chunk)) & xp.isfinite(xp.min(chunk))):
+        if not _all_finite(xp, x[start:stop, ...]):
             raise ValueError(
                 f"{name} holds NaN or infinite values (first in rows {start}..{stop - 1}); "
                 "clean the data before using it"
@@ -101,7 +107,7 @@ def _check_rows(x, xp, rows, name, begin, end):
 
 
 def check_finite(x, name="x"):
-    """Raise ValueError if ``x`` holds NaN or infinity (checked in chunks, one host read)."""
+    """Raise ValueError if ``x`` holds NaN or infinity (one host read when it holds none)."""
     xp, rows, _ = _finite_plan(x)
     if xp is not None:
         _check_rows(x, xp, rows, name, 0, num_rows(x))

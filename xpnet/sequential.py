@@ -206,6 +206,7 @@ class Sequential:
 
         Memory is bounded by the batch, not by the input. NumPy input gives a NumPy
         result; an array of the active backend gives one of the same backend.
+        ``verbose`` is accepted for code written for Keras; predict shows no progress.
         """
         batch_size = D.check_batch_size(batch_size)
         self._ensure_built()
