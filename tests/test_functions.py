@@ -57,15 +57,29 @@ def test_softmax_does_not_overflow(to_xp, dtype):
 def test_sigmoid_extremes_without_warning(to_xp, dtype):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        y = _np(F.sigmoid(to_xp([-1000.0, -50.0, 0.0, 50.0, 1000.0], dtype)))
+        y = _np(F.sigmoid(to_xp([-1000.0, -50.0, -10.0, 0.0, 10.0, 50.0, 1000.0], dtype)))
     assert y.dtype == np.dtype(dtype)
-    # the true value (5e-435) is below every float; xpnet's clamp answers with at most the
-    # smallest normal number's order of magnitude, silently
-    assert 0.0 <= y[0] < np.finfo(dtype).tiny * 10
-    assert y[2] == 0.5
-    assert y[4] == 1.0
-    np.testing.assert_allclose(y[1], math.exp(-50) / (1 + math.exp(-50)), rtol=1e-6)
+    eps = np.finfo(dtype).eps
+    # the tanh form saturates: 0 and 1 exactly, never outside [0, 1]
+    assert y[0] == 0.0 and y[-1] == 1.0
+    assert y[3] == 0.5
     assert np.all((y >= 0) & (y <= 1))
+    exact = [1.0 / (1.0 + math.exp(-v)) for v in (-50.0, -10.0, 10.0, 50.0)]
+    # absolute error within half an eps of 1 (plus rounding of the last step)
+    np.testing.assert_allclose(y[[1, 2, 4, 5]], exact, rtol=0, atol=0.6 * eps)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_sigmoid_absolute_error_is_below_one_ulp_of_one(dtype):
+    """Dense sweep against an exact reference: |error| <= 0.55 eps everywhere."""
+    x = np.linspace(-60.0, 60.0, 200_001).astype(dtype)
+    y = F.sigmoid(x).astype(np.longdouble)
+    exact = 1.0 / (1.0 + np.exp(-x.astype(np.longdouble)))
+    err = np.abs(y - exact).max() / np.finfo(dtype).eps
+    assert err <= 0.55, err
+    # sigmoid(-x) = 1 - sigmoid(x), to the same absolute accuracy on both sides
+    np.testing.assert_allclose(F.sigmoid(-x), 1.0 - F.sigmoid(x), rtol=0,
+                               atol=np.finfo(dtype).eps)
 
 
 REFERENCES = {
