@@ -76,6 +76,12 @@ class Backend:
     device: Any
     array_type: type
 
+    @property
+    def on_host(self) -> bool:
+        """True where arrays live in host memory (NumPy, array-api-strict, torch on the
+        CPU): reading a value from them costs no device synchronisation."""
+        return self.name in ("numpy", "array_api_strict") or str(self.device) == "cpu"
+
     def float_dtype(self, name: str | None = None):
         """The namespace's float dtype called ``name`` (default: :func:`get_floatx`)."""
         return getattr(self.xp, name or _state["floatx"])
@@ -272,6 +278,8 @@ def is_array(x) -> bool:
 
 def to_numpy(x) -> np.ndarray:
     """Any backend's array (or a Python number or list) as a ``numpy.ndarray`` on the host."""
+    if type(x) is np.ndarray:  # the common case first: no library lookup
+        return x
     lib = _library_of(x)
     if lib == "numpy":
         return np.asarray(x)
@@ -357,6 +365,19 @@ def host_cast(values: np.ndarray, dtype: str) -> np.ndarray:
 def host_full(shape, value, dtype="float32") -> np.ndarray:
     """A host NumPy array of ``shape`` filled with ``value``."""
     return np.full(shape, value, dtype=dtype)
+
+
+def ignore_invalid(backend: Backend):
+    """A context in which NumPy does not warn about invalid operations (``inf - inf``,
+    ``inf * 0``) in ``backend``'s computations; a no-op for libraries that never warn.
+
+    ``predict`` runs its first layer in it: an infinity in the input makes the product
+    invalid, and the ValueError that follows says so better than a RuntimeWarning.
+    Overflow warnings stay on. ``np.errstate`` is thread- and context-local.
+    """
+    if backend.name in ("numpy", "array_api_strict"):  # array-api-strict computes with NumPy
+        return np.errstate(invalid="ignore")
+    return contextlib.nullcontext()
 
 
 def host_rng(seed=None) -> np.random.Generator:

@@ -43,7 +43,7 @@ def step_function(x, xp=None):
     return xp.astype(x > 0, x.dtype if xp.isdtype(x.dtype, "real floating") else xp.int64)
 
 
-def sigmoid(x, xp=None):
+def sigmoid(x, xp=None, *, overwrite_x=False):
     """Logistic sigmoid ``1 / (1 + exp(-x))``, computed as ``0.5 * tanh(x / 2) + 0.5``.
 
     The two are the same function; the tanh form never overflows (no clamp, no warning
@@ -55,10 +55,16 @@ def sigmoid(x, xp=None):
     ``x = -17`` (float32) / ``-37`` (float64) it returns 0 where the true value is under
     ``4e-8`` / ``1e-16`` -- as ``1 - sigmoid(x)`` already does for large positive ``x`` in
     either form. Losses clip probabilities to ``[1e-7, 1 - 1e-7]`` anyway. The in-place
-    steps work on arrays this function has just made, never on ``x``.
+    steps work on arrays this function has just made; ``x`` is left as it was unless
+    ``overwrite_x=True`` lets the function use its memory (a caller that made ``x`` and
+    will not read it again saves an allocation; ``x`` then holds ``x / 2``).
     """
     xp = _ns(x, xp)
-    t = xp.tanh(x * 0.5)
+    if overwrite_x:
+        x *= 0.5
+    else:
+        x = x * 0.5
+    t = xp.tanh(x)
     t *= 0.5
     t += 0.5
     return t
@@ -67,7 +73,7 @@ def sigmoid(x, xp=None):
 def relu(x, xp=None):
     """``max(0, x)`` elementwise (NaN stays NaN, as ``np.maximum(0, x)`` in the book)."""
     xp = _ns(x, xp)
-    return xp.maximum(x, xp.zeros_like(x))
+    return xp.maximum(x, xp.zeros((), dtype=x.dtype, device=x.device))  # a 0-d zero broadcasts
 
 
 def tanh(x, xp=None):
@@ -84,10 +90,19 @@ def logsumexp(x, axis=-1, keepdims=False, xp=None):
     return out if keepdims else xp.squeeze(out, axis=axis)
 
 
-def softmax(x, axis=-1, xp=None):
-    """Softmax along ``axis`` (any batch shape); the maximum is subtracted first."""
+def softmax(x, axis=-1, xp=None, *, overwrite_x=False):
+    """Softmax along ``axis`` (any batch shape); the maximum is subtracted first.
+
+    ``overwrite_x=True`` subtracts the maximum in place, in ``x``'s memory (for callers
+    that made ``x`` and will not read it again).
+    """
     xp = _ns(x, xp)
-    e = xp.exp(x - xp.max(x, axis=axis, keepdims=True))
+    m = xp.max(x, axis=axis, keepdims=True)
+    if overwrite_x:
+        x -= m
+    else:
+        x = x - m
+    e = xp.exp(x)
     e /= xp.sum(e, axis=axis, keepdims=True)  # in place on the array just made
     return e
 

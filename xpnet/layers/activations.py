@@ -1,7 +1,7 @@
 """Activation layers: Relu, Sigmoid, Tanh, Softmax, Linear (the book, chapter 5).
 
-Each keeps what its backward needs from the forward pass: Relu its mask, Sigmoid and
-Tanh and Softmax their output.
+Each keeps what its backward needs from the forward pass: its output (Relu takes its
+mask ``out > 0`` from it).
 """
 from __future__ import annotations
 
@@ -17,16 +17,16 @@ class Relu(Layer):
 
     Written with ``maximum`` and a 0/1 multiplier rather than ``where``: NumPy's
     ``where`` branches per element and is several times slower on the random sign
-    pattern of a layer's pre-activations.
+    pattern of a layer's pre-activations. The mask ``x > 0`` is taken in ``backward``
+    from the output (``out > 0`` is the same mask), so inference never computes it.
     """
 
     def forward(self, x, training=True):
-        xp = self._ns(x)
-        self.mask = x > 0
-        return xp.maximum(x, xp.zeros_like(x))
+        self.out = F.relu(x, xp=self._ns(x))
+        return self.out
 
     def backward(self, dout):
-        return dout * self.xp.astype(self.mask, dout.dtype)
+        return dout * self.xp.astype(self.out > 0, dout.dtype)
 
 
 class Sigmoid(Layer):
@@ -34,6 +34,10 @@ class Sigmoid(Layer):
 
     def forward(self, x, training=True):
         self.out = F.sigmoid(x, xp=self._ns(x))
+        return self.out
+
+    def forward_owned(self, x, training=True):
+        self.out = F.sigmoid(x, xp=self._ns(x), overwrite_x=True)
         return self.out
 
     def backward(self, dout):
@@ -59,6 +63,10 @@ class Softmax(Layer):
 
     def forward(self, x, training=True):
         self.out = F.softmax(x, xp=self._ns(x))
+        return self.out
+
+    def forward_owned(self, x, training=True):
+        self.out = F.softmax(x, xp=self._ns(x), overwrite_x=True)
         return self.out
 
     def backward(self, dout):

@@ -63,8 +63,18 @@ class Affine(Layer):
             dx = xp.reshape(dx, self.x_shape)
         return dx
 
+    def _activate(self, z, training):
+        return z
+
     def forward(self, x, training=True):
-        return self._affine_forward(x)
+        return self._activate(self._affine_forward(x), training)
+
+    def forward_probed(self, x, probe, training=False):
+        """``forward``, calling ``probe(z)`` on the pre-activation ``z = x @ W + b``
+        before the activation (``predict`` checks its input for NaN/inf there)."""
+        z = self._affine_forward(x)
+        probe(z)
+        return self._activate(z, training)
 
     def backward(self, dout):
         return self._affine_backward(dout)
@@ -118,7 +128,11 @@ class Dense(Affine):
             xp = self._ns(x)
             dtype = next((n for n in ("float64", "float32") if x.dtype == getattr(xp, n)), None)
             self.build(tuple(x.shape[1:]), xp=xp, device=x.device, dtype=dtype)
-        return self.activation.forward(self._affine_forward(x), training)
+        return self._activate(self._affine_forward(x), training)
+
+    def _activate(self, z, training):
+        # z = x @ W + b was made by this call and is not kept: the activation may use it
+        return self.activation.forward_owned(z, training)
 
     def backward(self, dout):
         return self._affine_backward(self.activation.backward(dout))
@@ -131,6 +145,8 @@ class Dense(Affine):
 
 class Flatten(Layer):
     """Flatten each sample: ``(batch, d1, d2, ...) -> (batch, d1*d2*...)``."""
+
+    reshapes_only = True
 
     def compute_output_shape(self, input_shape):
         n = 1

@@ -23,6 +23,10 @@ class Layer:
     """Base class: override ``forward``, ``backward`` and, for layers with parameters,
     ``build`` and ``compute_output_shape``."""
 
+    #: True for layers whose forward only rearranges each sample (Flatten): a NaN or
+    #: infinity in a row of the input is one in the same row of the output.
+    reshapes_only = False
+
     def __init__(self, name: str | None = None, input_shape=None, input_dim: int | None = None):
         if input_dim is not None:
             input_shape = (int(input_dim),)
@@ -56,6 +60,12 @@ class Layer:
     # -- computing --------------------------------------------------------------------
     def forward(self, x, training=True):
         raise NotImplementedError
+
+    def forward_owned(self, x, training=True):
+        """``forward`` for an ``x`` the caller has just made and will not read again, so
+        the layer may compute in ``x``'s memory (Dense hands its activation ``x @ W + b``
+        this way). The default is plain ``forward``."""
+        return self.forward(x, training)
 
     def backward(self, dout):
         raise NotImplementedError
