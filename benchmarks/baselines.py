@@ -2,8 +2,8 @@
 
 - :class:`HandMLP`: a multi-layer perceptron written by hand with NumPy (or CuPy, which
   takes the same calls): ``x @ W + b``, a ReLU mask, the softmax-cross-entropy gradient
-  ``(p - t) / n`` and the SGD update, with every trick an honest hand-written loop would
-  use: preallocated buffers, in-place ufuncs (``out=``), in-place parameter updates.
+  ``(p - t) / n`` and the SGD or Adam update, with every trick an honest hand-written loop
+  would use: preallocated buffers, in-place ufuncs (``out=``), in-place parameter updates.
 - :class:`TorchMLP`: the same network as a ``torch.nn.Sequential`` on the CPU (or CUDA),
   run under ``torch.inference_mode`` for inference and trained with a plain loop and
   ``torch.optim.SGD``.
@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -71,6 +72,9 @@ class HandMLP:
         self.activation = activation
         self._hidden = list(zip(self.W[:-1], self.b[:-1]))
         self._buffers = {}
+        self._moments = {}  # Adam's (m, v, scratch) per parameter
+        self._t = 0         # Adam's step count
+        self._update = self._sgd
 
     # -- inference ----------------------------------------------------------------------
     def _buffer(self, key, shape):
@@ -138,9 +142,13 @@ class HandMLP:
         return out
 
     # -- training -----------------------------------------------------------------------
-    def train_epoch(self, x, y, batch_size, lr, seed=0):
-        """One epoch of mini-batch SGD on softmax cross-entropy; return the mean loss."""
+    def train_epoch(self, x, y, batch_size, lr, seed=0, optimizer="sgd"):
+        """One epoch of mini-batch SGD or Adam on softmax cross-entropy; return the mean
+        loss. Adam's moments persist across calls, as an optimizer's state does."""
         xp = self.xp
+        if optimizer not in ("sgd", "adam"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
+        self._update = self._sgd if optimizer == "sgd" else self._adam
         n = x.shape[0]
         order = xp.asarray(np.random.default_rng(seed).permutation(n))
         total = xp.zeros((), dtype=xp.float32)
@@ -149,8 +157,37 @@ class HandMLP:
             total += self._step(x[idx], y[idx], lr) * idx.shape[0]
         return float(total) / n
 
+    def _sgd(self, p, g, lr):
+        g *= lr
+        p -= g
+
+    def _adam(self, p, g, lr, b1=0.9, b2=0.999, eps=1e-7):
+        """Adam as xpnet's (and the book's): bias correction folded into the step size,
+        ``m += (1 - b1)(g - m)``, ``v += (1 - b2)(g^2 - v)``, ``p -= lr_t m / (sqrt(v) + eps)``,
+        every step in place on persistent moment buffers and one scratch buffer."""
+        xp = self.xp
+        state = self._moments.get(id(p))
+        if state is None:
+            state = self._moments[id(p)] = [xp.zeros_like(p), xp.zeros_like(p), xp.empty_like(p)]
+        m, v, tmp = state
+        t = self._t  # advanced once per batch, in _step
+        lr_t = lr * math.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t)
+        xp.subtract(g, m, out=tmp)
+        tmp *= 1.0 - b1
+        m += tmp
+        xp.multiply(g, g, out=tmp)
+        tmp -= v
+        tmp *= 1.0 - b2
+        v += tmp
+        xp.sqrt(v, out=tmp)
+        tmp += eps
+        xp.divide(m, tmp, out=tmp)
+        tmp *= lr_t
+        p -= tmp
+
     def _step(self, xb, yb, lr):
         xp = self.xp
+        self._t += 1
         m = xb.shape[0]
         acts = [xb]
         h = xb
@@ -176,10 +213,8 @@ class HandMLP:
             if k > 0:
                 dx = dout @ self.W[k].T
                 dx *= a > 0                                      # relu mask
-            gW *= lr
-            self.W[k] -= gW
-            gb *= lr
-            self.b[k] -= gb
+            self._update(self.W[k], gW, lr)
+            self._update(self.b[k], gb, lr)
             if k > 0:
                 dout = dx
         return loss

@@ -221,7 +221,7 @@ def epoch_runner(impl, optimizer, batch, x, y, xbackend, hand_xp, torch_device, 
             return (HandMLP(weights, xp=hand_xp),), {}
 
         def run(model):
-            return model.train_epoch(x_dev, y_dev, batch, lr, seed=seed)
+            return model.train_epoch(x_dev, y_dev, batch, lr, seed=seed, optimizer=optimizer)
     elif impl == "torch":
         torch = need_torch(torch_device)
         x_dev = torch.from_numpy(np.ascontiguousarray(x)).to(torch_device)
