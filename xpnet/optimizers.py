@@ -88,7 +88,9 @@ class SGD(Optimizer):
         super().__init__(lr, weight_decay)
 
     def update_one(self, p, g, slots, step):
-        return p - self.lr * g, slots
+        step = g * -self.lr
+        step += p  # in place on the array just made: p - lr * g with one allocation
+        return step, slots
 
 
 class Momentum(Optimizer):

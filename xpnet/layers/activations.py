@@ -26,7 +26,9 @@ class Relu(Layer):
         return self.out
 
     def backward(self, dout):
-        return dout * self.xp.astype(self.out > 0, dout.dtype)
+        grad = self.xp.astype(self.out > 0, dout.dtype)
+        grad *= dout  # in place on the mask just made
+        return grad
 
 
 class Sigmoid(Layer):
