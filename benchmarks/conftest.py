@@ -66,6 +66,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
         "cpu_count": os.cpu_count(),
         "loadavg_at_start": getattr(config, "_xpnet_load_start", None),
         "platform": platform.platform(),
+        "mode": "full" if _is_full(config) else "quick",
     }
     try:
         import torch

@@ -6,6 +6,7 @@ a non-zero status, no traceback.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -157,3 +158,28 @@ def test_info(capsys):
         assert f"unavailable: {reason}" in out
     assert "BLAS and threads:" in out and "numpy built with" in out
     assert re.search(r"Fashion-MNIST: (found|not found)", out)
+
+
+def test_xpnet_bench_quick_writes_json_markdown_and_plot(tmp_path, capsys):
+    """The command runs pytest-benchmark in a subprocess, then the report (~10 s)."""
+    pytest.importorskip("matplotlib", reason="the report's plot needs matplotlib")
+    assert cli.main(["bench", "--quick", "--backends", "numpy", "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "bench.json").read_text())
+    assert data["machine_info"]["xpnet_bench"]["mode"] == "quick"
+    assert {b["extra_info"]["workload"] for b in data["benchmarks"]} >= {
+        "predict", "per_sample", "train"}
+    assert "quick mode" in (tmp_path / "results.md").read_text()
+    assert (tmp_path / "throughput.png").stat().st_size > 1000
+
+
+def test_xpnet_bench_outside_a_checkout_says_where_the_benchmarks_are(monkeypatch, capsys):
+    monkeypatch.setattr(cli, "source_root", lambda: None)
+    assert cli.main(["bench"]) == 2
+    err = capsys.readouterr().err
+    assert "source repository" in err and "nox -s bench" in err
+
+
+def test_xpnet_bench_does_not_start_inside_a_benchmark_run(monkeypatch, capsys):
+    monkeypatch.setenv("_XPNET_BENCH_RUNNING", "1")
+    assert cli.main(["bench", "--quick"]) == 2
+    assert "already in progress" in capsys.readouterr().err

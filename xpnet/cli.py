@@ -1,8 +1,9 @@
 """The ``xpnet`` command: ``xpnet demo`` trains and times a small network, ``xpnet info``
-says what this machine can run.
+says what this machine can run, ``xpnet bench`` runs the benchmark suite.
 
     python -m xpnet demo [--backend NAME] [--epochs N] [--quick] [--data WHICH]
     python -m xpnet info
+    python -m xpnet bench [--backends LIST] [--quick] [--out DIR]   (in a source checkout)
 
 Every failure the user can fix (a backend that cannot run here, missing data asked for
 by name) is one message on stderr and exit status 2, never a traceback.
@@ -13,8 +14,11 @@ import argparse
 import importlib.metadata as metadata
 import os
 import platform
+import subprocess
 import sys
 import time
+from importlib.util import find_spec
+from pathlib import Path
 
 from . import __version__
 from . import backend as B
@@ -49,6 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--batch-size", type=_positive, default=32)
     demo.add_argument("--seed", type=int, default=0)
     sub.add_parser("info", help="versions, backends (and why any cannot run), BLAS, data")
+    bench = sub.add_parser("bench", help="the benchmark suite (pytest-benchmark) and its report; "
+                                         "needs a source checkout")
+    bench.add_argument("--backends", default=None,
+                       help="comma-separated backends xpnet is timed on (default: "
+                            "$XPNET_BENCH_BACKENDS, else $XPNET_BACKEND, else numpy)")
+    bench.add_argument("--quick", action="store_true", help="the small smoke sizes, timed once")
+    bench.add_argument("--out", default=None,
+                       help="folder for bench.json, results.md, throughput.png "
+                            "(default: benchmarks/results in the checkout)")
     return parser
 
 
@@ -250,9 +263,55 @@ def run_info(args) -> int:
     return 0
 
 
+# -- bench --------------------------------------------------------------------------------
+
+def source_root() -> Path | None:
+    """The source checkout this xpnet was imported from, if it has ``benchmarks/``."""
+    root = Path(__file__).resolve().parents[1]
+    return root if (root / "benchmarks" / "baselines.py").is_file() else None
+
+
+_BENCH_RUNNING = "_XPNET_BENCH_RUNNING"  # set for the pytest it starts: no recursion
+
+
+def run_bench(args) -> int:
+    """``nox -s bench`` without nox: pytest-benchmark over ``benchmarks/``, then the report.
+
+    Returns pytest's exit status (the report's PASS/FAIL lines are information).
+    """
+    root = source_root()
+    if root is None:
+        return _fail("the benchmarks live in xpnet's source repository, not in the installed "
+                     "package: clone the repository, `pip install -e '.[test]'` there, and run "
+                     "`python -m xpnet bench` (or `nox -s bench`) in it")
+    if find_spec("pytest_benchmark") is None:
+        return _fail("the benchmarks need pytest-benchmark: pip install -e '.[test]'")
+    if os.environ.get(_BENCH_RUNNING):
+        return _fail("a benchmark run is already in progress in this process tree "
+                     f"({_BENCH_RUNNING} is set); not starting another")
+    out = Path(args.out).resolve() if args.out else root / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, **{_BENCH_RUNNING: "1"})
+    if args.backends:
+        env["XPNET_BENCH_BACKENDS"] = args.backends
+    if args.quick:
+        env["XPNET_BENCH_QUICK"] = "1"
+    json_path = out / "bench.json"
+    cmd = [sys.executable, "-m", "pytest", "benchmarks", "--benchmark-enable",
+           f"--benchmark-json={json_path}", "-p", "no:randomly", "-p", "no:cacheprovider", "-q"]
+    print("$ " + " ".join(cmd), flush=True)
+    status = subprocess.call(cmd, cwd=root, env=env)
+    if json_path.is_file():
+        report = [sys.executable, "-m", "benchmarks.report", str(json_path), "--out", str(out)]
+        status = status or subprocess.call(report, cwd=root, env=env)
+    return status
+
+
 def main(argv=None) -> int:
     """Run the ``xpnet`` command with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
     args = build_parser().parse_args(argv)
     if args.command == "demo":
         return run_demo(args)
+    if args.command == "bench":
+        return run_bench(args)
     return run_info(args)
