@@ -45,7 +45,7 @@ class Sizes:
 FULL = Sizes(full=True, per_sample_rows=10_000, infer_rows=10_000, small_batch_rows=10_000,
              train_rows=60_000, scale_rows=10_000, widths=(100, 256, 512, 1024, 2048, 4096),
              depths=(1, 2, 4, 8), scale_batches=(10, 100, 1000, 10_000),
-             memory_rows=1_000_000, fit_memory_rows=60_000, rounds=15, train_rounds=3)
+             memory_rows=1_000_000, fit_memory_rows=60_000, rounds=15, train_rounds=5)
 QUICK = Sizes(full=False, per_sample_rows=300, infer_rows=10_000, small_batch_rows=1_000,
               train_rows=2_000, scale_rows=2_000, widths=(100, 1024), depths=(1, 2),
               scale_batches=(100, 1000), memory_rows=100_000, fit_memory_rows=20_000,
