@@ -222,3 +222,27 @@ def test_to_and_back_with_dropout(backend, target):
     model.to(backend.name)
     _assert_on(model, backend.name)
     np.testing.assert_allclose(model.predict(x), p2, rtol=1e-5, atol=1e-7)
+
+
+def test_a_save_removes_stale_temp_files_of_its_own_target_only(tmp_path):
+    """A SIGKILL mid-save leaves ``.xpnet-<name>.*.npz.tmp``; the next save of that name
+    removes it once it is older than STALE_TEMP_SECONDS, and touches nothing else."""
+    import os
+    import time
+
+    old = time.time() - xio.STALE_TEMP_SECONDS - 60
+    stale = tmp_path / ".xpnet-w.npz.k1ll3d.npz.tmp"
+    fresh = tmp_path / ".xpnet-w.npz.inprogress.npz.tmp"        # maybe another writer's
+    other = tmp_path / ".xpnet-other.npz.k1ll3d.npz.tmp"        # another target's
+    mine_but_not_temp = tmp_path / ".xpnet-w.npz.notes.txt"
+    for p in (stale, fresh, other, mine_but_not_temp):
+        p.write_bytes(b"partial")
+    for p in (stale, other, mine_but_not_temp):
+        os.utime(p, (old, old))
+    xio.save_arrays(tmp_path / "w.npz", {"a": np.ones(3)}, {"kind": "test"})
+    assert not stale.exists()
+    assert fresh.exists() and other.exists() and mine_but_not_temp.exists()
+    arrays, header = xio.load_arrays(tmp_path / "w.npz")
+    np.testing.assert_array_equal(arrays["a"], np.ones(3))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [fresh.name, other.name, mine_but_not_temp.name, "w.npz"])

@@ -18,6 +18,7 @@ import json
 import os
 import pickle
 import tempfile
+import time
 import zipfile
 import zlib
 
@@ -30,6 +31,9 @@ __all__ = ["WeightFileError", "save_arrays", "load_arrays", "checked_array", "lo
 
 HEADER_KEY = "__xpnet__"
 FORMAT_VERSION = 1
+TEMP_SUFFIX = ".npz.tmp"
+#: a temporary file this old is a killed save's, not a save in progress
+STALE_TEMP_SECONDS = 600
 
 
 class WeightFileError(ValueError):
@@ -41,14 +45,17 @@ def save_arrays(path, arrays: dict, header: dict) -> None:
 
     The file is written to a temporary file in the same folder, flushed, fsync'ed and
     renamed over ``path``: a crash leaves either the old file or the new one, never a
-    half-written one.
+    half-written one. A process killed mid-save leaves its temporary file
+    (``.xpnet-<name>.*.npz.tmp``); the next successful save of the same ``path`` removes
+    those older than :data:`STALE_TEMP_SECONDS` (a younger one may be another writer's).
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
+    prefix = f".xpnet-{os.path.basename(path)}."
     host = {name: to_numpy(a) for name, a in arrays.items()}
     meta = dict(header, format=FORMAT_VERSION)
     host[HEADER_KEY] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    fd, tmp = tempfile.mkstemp(prefix=".xpnet-", suffix=".npz.tmp", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=TEMP_SUFFIX, dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **host)
@@ -67,6 +74,25 @@ def save_arrays(path, arrays: dict, header: dict) -> None:
             os.close(dir_fd)
     except OSError:  # pragma: no cover - some file systems refuse fsync on folders
         pass
+    _remove_stale_temps(folder, prefix)
+
+
+def _remove_stale_temps(folder, prefix) -> None:
+    """Delete this target's temporary files left by killed saves (older than
+    :data:`STALE_TEMP_SECONDS`); never anything else, never a failure."""
+    cutoff = time.time() - STALE_TEMP_SECONDS
+    try:
+        names = os.listdir(folder)
+    except OSError:  # pragma: no cover
+        return
+    for name in names:
+        if name.startswith(prefix) and name.endswith(TEMP_SUFFIX):
+            full = os.path.join(folder, name)
+            try:
+                if os.lstat(full).st_mtime < cutoff:
+                    os.unlink(full)
+            except OSError:  # gone already, or not ours to remove
+                pass
 
 
 def load_arrays(path) -> tuple[dict, dict]:
