@@ -6,6 +6,9 @@ __all__ = ["plot"]
 
 TARGET_BACKEND = "numpy"
 COLORS = {"xpnet": "C0", "numpy_hand": "C1", "torch": "C2", "sklearn": "C3", "numpy_gemm": "C7"}
+# xpnet on the other backends: colours no baseline uses, dashed
+BACKEND_COLORS = {"torch": "C4", "array_api_strict": "C5", "cupy": "C6"}
+LABELS = {"numpy_hand": "hand-written NumPy", "torch": "PyTorch (torch.nn)"}
 
 
 def _find(recs, **want):
@@ -24,9 +27,12 @@ def _inference(ax, recs):
             pts = sorted((r.batch, r.rate()) for r in recs if r.get("workload") == "predict"
                          and r.impl == impl and r.backend == backend)
             if pts:
-                label = impl if impl != "xpnet" or len(backends) == 1 else f"xpnet ({backend})"
-                ax.plot(*zip(*pts), "o-", label=label,
-                        color=COLORS[impl] if backend == TARGET_BACKEND else None)
+                label = LABELS.get(impl, impl)
+                if impl == "xpnet" and len(backends) > 1:
+                    label = f"xpnet ({backend} backend)"
+                other = impl == "xpnet" and backend != TARGET_BACKEND
+                ax.plot(*zip(*pts), "o--" if other else "o-", label=label,
+                        color=BACKEND_COLORS.get(backend, "C8") if other else COLORS[impl])
             ps = _find(recs, workload="per_sample", impl=impl, backend=backend)
             if ps is not None and backend == TARGET_BACKEND:
                 ax.axhline(ps.rate(), color=COLORS[impl], ls=":", lw=1)
@@ -42,7 +48,7 @@ def _training(ax, recs):
            color=[COLORS.get(r.impl, "C4") for r in train])
     ax.set_xticks(range(len(train)), [f"{r.impl}\n{r.optimizer} b{r.batch}" for r in train],
                   rotation=60, fontsize=7, ha="right")
-    ax.set(ylabel="samples / s", title="training, one epoch (784-100-10)")
+    ax.set(ylabel="samples / s", title=f"training, one epoch (784-100-10; {TARGET_BACKEND} backend)")
 
 
 def _width(ax, recs):
@@ -51,10 +57,10 @@ def _width(ax, recs):
                      and r.impl == impl and r.backend == TARGET_BACKEND)
         if pts:
             ax.plot(*zip(*pts), "o-", color=COLORS[impl],
-                    label="GEMM (same products)" if impl == "numpy_gemm" else impl)
+                    label="GEMM (same products)" if impl == "numpy_gemm" else LABELS.get(impl, impl))
     ax.set_ylim(bottom=0)
     ax.set(xscale="log", xlabel="hidden width (784-w-10, batch 1000)", ylabel="GFLOP/s",
-           title="training FLOP rate")
+           title=f"training FLOP rate ({TARGET_BACKEND} backend)")
     _legend(ax)
 
 
