@@ -14,7 +14,7 @@ import numbers
 from . import backend as B
 
 __all__ = ["as_data", "check_batch_size", "batch_slices", "check_xy", "check_finite",
-           "finite_checker", "check_targets", "take_rows", "num_rows", "gather_on_host"]
+           "finite_checker", "no_check", "preactivation_probe", "check_targets", "take_rows", "num_rows", "gather_on_host"]
 
 _FINITE_CHUNK = 1 << 18  # elements per chunk when locating the first bad rows
 _FINITE_BATCH = 1 << 16  # predict checks host batches of this many elements or more one by one
@@ -124,14 +124,15 @@ def finite_checker(x, batch_size, name="x"):
     """
     xp, rows, row_size = _finite_plan(x)
     if xp is None:
-        return _no_check
+        return no_check
     if B._library_of(x) != "numpy" or batch_size * row_size < _FINITE_BATCH:
         _check_rows(x, xp, rows, name, 0, num_rows(x))
-        return _no_check
+        return no_check
     return lambda i, j: _check_rows(x, xp, rows, name, i, j)
 
 
-def _no_check(i, j):
+def no_check(i, j):
+    """The checker for data that need none (integers, or checked another way)."""
     return None
 
 
