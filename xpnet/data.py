@@ -14,7 +14,8 @@ import numbers
 from . import backend as B
 
 __all__ = ["as_data", "check_batch_size", "batch_slices", "check_xy", "check_finite",
-           "finite_checker", "no_check", "preactivation_probe", "check_targets", "take_rows", "num_rows", "gather_on_host"]
+           "finite_checker", "no_check", "preactivation_probe", "check_targets", "take_rows",
+           "num_rows", "gather_on_host"]
 
 _FINITE_CHUNK = 1 << 18  # elements per chunk when locating the first bad rows
 _FINITE_BATCH = 1 << 16  # predict checks host batches of this many elements or more one by one
