@@ -128,6 +128,37 @@ def _load_torch() -> Backend:
     return Backend("torch", xp, device, torch.Tensor)
 
 
+def _torch_sigmoid(x, overwrite_x=False):
+    import torch
+
+    return torch.sigmoid_(x) if overwrite_x else torch.sigmoid(x)
+
+
+_NATIVE_SIGMOID: dict = {}
+
+
+def native_sigmoid(xp):
+    """The array library's own one-kernel sigmoid for namespace ``xp``, else None.
+
+    The array API standard has no sigmoid, so :func:`xpnet.functions.sigmoid` is four
+    elementwise passes. PyTorch has a fused ``torch.sigmoid``; on its CPU build the four
+    passes are ~10x slower (torch's CPU ``tanh`` is slow: 110 us against 13 us for
+    ``torch.sigmoid`` on 1000x100 float32, measured), which made xpnet's predict on the
+    torch backend ~20% slower. Returns ``f(x, overwrite_x=False)``; looked up once per
+    namespace.
+    """
+    try:
+        return _NATIVE_SIGMOID[xp]
+    except (KeyError, TypeError):
+        pass
+    fn = _torch_sigmoid if getattr(xp, "__name__", "") == "array_api_compat.torch" else None
+    try:
+        _NATIVE_SIGMOID[xp] = fn
+    except TypeError:  # pragma: no cover - an unhashable namespace object
+        pass
+    return fn
+
+
 def _load_cupy() -> Backend:
     try:
         import cupy

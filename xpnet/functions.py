@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from array_api_compat import array_namespace
 
+from .backend import native_sigmoid as _native_sigmoid
+
 __all__ = [
     "identity",
     "step_function",
@@ -57,9 +59,15 @@ def sigmoid(x, xp=None, *, overwrite_x=False):
     either form. Losses clip probabilities to ``[1e-7, 1 - 1e-7]`` anyway. The in-place
     steps work on arrays this function has just made; ``x`` is left as it was unless
     ``overwrite_x=True`` lets the function use its memory (a caller that made ``x`` and
-    will not read it again saves an allocation; ``x`` then holds ``x / 2``).
+    will not read it again saves an allocation; ``x`` then holds ``x / 2``, or the result).
+
+    Where the array library has a one-kernel sigmoid of its own (PyTorch), that is used
+    instead: see :func:`xpnet.backend.native_sigmoid`.
     """
     xp = _ns(x, xp)
+    native = _native_sigmoid(xp)
+    if native is not None:
+        return native(x, overwrite_x)
     if overwrite_x:
         x *= 0.5
     else:
