@@ -81,6 +81,22 @@ class Optimizer:
         return f"{type(self).__name__}({args})"
 
 
+def _scaled_step(p, u, h, lr):
+    """``p - lr * u / (sqrt(h) + EPS)``, the step of AdaGrad, RMSprop and Adam.
+
+    Optimizers never write into their inputs (``p``, gradients, state) -- immutable arrays
+    work -- but the in-place operators below work on arrays made here: two fresh arrays
+    instead of five (Adam's whole update makes 4 instead of 12; the epoch time moved by
+    1-3%, within this machine's noise, so this is for memory traffic, not speed).
+    """
+    d = h ** 0.5
+    d += EPS
+    step = u / d
+    step *= -lr
+    step += p
+    return step
+
+
 class SGD(Optimizer):
     """Stochastic gradient descent: ``W -= lr * g``."""
 
@@ -103,7 +119,8 @@ class Momentum(Optimizer):
         self.momentum = float(momentum)
 
     def update_one(self, p, g, slots, step):
-        v = self.momentum * slots["v"] - self.lr * g
+        v = g * -self.lr
+        v += self.momentum * slots["v"]
         return p + v, {"v": v}
 
 
@@ -134,8 +151,9 @@ class AdaGrad(Optimizer):
         super().__init__(lr, weight_decay)
 
     def update_one(self, p, g, slots, step):
-        h = slots["h"] + g * g
-        return p - self.lr * g / (h ** 0.5 + EPS), {"h": h}
+        h = g * g
+        h += slots["h"]
+        return _scaled_step(p, g, h, self.lr), {"h": h}
 
 
 class RMSprop(Optimizer):
@@ -150,8 +168,10 @@ class RMSprop(Optimizer):
 
     def update_one(self, p, g, slots, step):
         d = self.decay_rate
-        h = d * slots["h"] + (1 - d) * (g * g)
-        return p - self.lr * g / (h ** 0.5 + EPS), {"h": h}
+        h = g * g
+        h *= 1 - d
+        h += d * slots["h"]
+        return _scaled_step(p, g, h, self.lr), {"h": h}
 
 
 class Adam(Optimizer):
@@ -169,9 +189,15 @@ class Adam(Optimizer):
     def update_one(self, p, g, slots, step):
         b1, b2 = self.beta1, self.beta2
         lr_t = self.lr * math.sqrt(1.0 - b2 ** step) / (1.0 - b1 ** step)
-        m = slots["m"] + (1 - b1) * (g - slots["m"])
-        v = slots["v"] + (1 - b2) * (g * g - slots["v"])
-        return p - lr_t * m / (v ** 0.5 + EPS), {"m": m, "v": v}
+        m_old, v_old = slots["m"], slots["v"]
+        m = g - m_old  # m + (1 - b1) * (g - m)
+        m *= 1 - b1
+        m += m_old
+        v = g * g      # v + (1 - b2) * (g*g - v)
+        v -= v_old
+        v *= 1 - b2
+        v += v_old
+        return _scaled_step(p, m, v, lr_t), {"m": m, "v": v}
 
 
 OPTIMIZERS = {
