@@ -93,13 +93,19 @@ def test_finite_input_whose_preactivation_overflows_is_not_refused(backend):
     assert out.shape == (4, 3)
 
 
+@pytest.fixture
+def reads(monkeypatch):
+    """The ``(begin, end)`` of every read of x's rows by the NaN/inf check."""
+    seen = []
+    real = D._check_rows
+    monkeypatch.setattr(D, "_check_rows", lambda *a: (seen.append(a[3:]), real(*a))[1])
+    return seen
+
+
 @pytest.mark.parametrize("kind", ["dense", "flatten"])
-def test_clean_input_is_checked_on_the_preactivations_only(backend, kind, monkeypatch):
+def test_clean_input_is_checked_on_the_preactivations_only(backend, kind, reads):
     """On a host backend, finite data never make predict read x for the check."""
     make, data = MODELS[kind]
-    reads = []
-    real = D._check_rows
-    monkeypatch.setattr(D, "_check_rows", lambda *a: (reads.append(a[3:]), real(*a))[1])
     model = make()
     out = B.to_numpy(model.predict(data, batch_size=7))
     expected = np.concatenate([B.to_numpy(model(data[i:i + 7])) for i in range(0, N, 7)])
@@ -110,10 +116,7 @@ def test_clean_input_is_checked_on_the_preactivations_only(backend, kind, monkey
         assert reads == [(0, N)]
 
 
-def test_batchnorm_first_still_checks_x(backend, monkeypatch):
-    reads = []
-    real = D._check_rows
-    monkeypatch.setattr(D, "_check_rows", lambda *a: (reads.append(a[3:]), real(*a))[1])
+def test_batchnorm_first_still_checks_x(backend, reads):
     _batchnorm_first().predict(X, batch_size=7)
     assert reads  # x itself was read
 
