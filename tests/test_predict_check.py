@@ -157,3 +157,17 @@ def test_dense_leaves_its_input_unchanged(to_xp):
         before = B.to_numpy(x).copy()
         layer.forward(x)
         np.testing.assert_array_equal(B.to_numpy(x), before)
+
+
+def test_a_dense_subclass_with_its_own_forward_is_run_as_written(backend, reads):
+    """predict must not swap a user's forward for Affine's steps to probe it."""
+    class Doubled(Dense):
+        def forward(self, x, training=True):
+            return super().forward(x, training) * 2.0
+
+    model = xn.Sequential([Doubled(4, "sigmoid", input_dim=6), Dense(3, "softmax")], seed=0)
+    out = B.to_numpy(model.predict(X, batch_size=16))
+    np.testing.assert_allclose(out, B.to_numpy(model(X)), rtol=1e-6, atol=1e-7)
+    plain = xn.Sequential([Dense(4, "sigmoid", input_dim=6), Dense(3, "softmax")], seed=0)
+    assert not np.allclose(out, B.to_numpy(plain.predict(X)))  # the doubling did happen
+    assert reads  # checked on x itself

@@ -377,10 +377,14 @@ def _map_state(state, fn):
 
 
 def _first_affine(layers):
-    """Index of the first Affine/Dense if only reshaping layers come before it, else None."""
+    """Index of the first Affine/Dense if only reshaping layers come before it, else None.
+
+    ``forward_probed`` runs Affine's own steps, so a subclass that overrides ``forward``
+    is not probed (its forward is what predict must run).
+    """
     for i, layer in enumerate(layers):
         if isinstance(layer, Affine):
-            return i
+            return i if type(layer).forward in (Affine.forward, Dense.forward) else None
         if not layer.reshapes_only:
             return None
     return None
