@@ -171,3 +171,22 @@ def test_a_dense_subclass_with_its_own_forward_is_run_as_written(backend, reads)
     plain = xn.Sequential([Dense(4, "sigmoid", input_dim=6), Dense(3, "softmax")], seed=0)
     assert not np.allclose(out, B.to_numpy(plain.predict(X)))  # the doubling did happen
     assert reads  # checked on x itself
+
+
+@pytest.mark.parametrize("base", [Sigmoid, Softmax], ids=["sigmoid", "softmax"])
+def test_an_activation_subclass_with_its_own_forward_is_run_as_written(to_xp, base):
+    """Dense hands its product to forward_owned; a subclass that only overrides forward
+    must still have that forward run."""
+    class Tempered(base):
+        def forward(self, x, training=True):
+            return super().forward(x * 0.5, training)
+
+    x = to_xp(RNG.normal(size=(5, 6)), "float64")
+    custom, plain = Dense(3, Tempered()), Dense(3, base())
+    custom.forward(x)  # build, then share the weights
+    plain.forward(x)
+    plain.params.update(custom.params)
+    z = B.to_numpy(custom._affine_forward(x))
+    expected = B.to_numpy(base().forward(to_xp(z * 0.5, "float64")))
+    np.testing.assert_allclose(B.to_numpy(custom.forward(x)), expected, rtol=1e-12)
+    assert not np.allclose(B.to_numpy(custom.forward(x)), B.to_numpy(plain.forward(x)))

@@ -39,6 +39,8 @@ class Sigmoid(Layer):
         return self.out
 
     def forward_owned(self, x, training=True):
+        if type(self).forward is not Sigmoid.forward:  # a subclass's own forward wins
+            return self.forward(x, training)
         self.out = F.sigmoid(x, xp=self._ns(x), overwrite_x=True)
         return self.out
 
@@ -68,6 +70,8 @@ class Softmax(Layer):
         return self.out
 
     def forward_owned(self, x, training=True):
+        if type(self).forward is not Softmax.forward:  # a subclass's own forward wins
+            return self.forward(x, training)
         self.out = F.softmax(x, xp=self._ns(x), overwrite_x=True)
         return self.out
 
