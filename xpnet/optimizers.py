@@ -104,9 +104,9 @@ class SGD(Optimizer):
         super().__init__(lr, weight_decay)
 
     def update_one(self, p, g, slots, step):
-        step = g * -self.lr
-        step += p  # in place on the array just made: p - lr * g with one allocation
-        return step, slots
+        new = g * -self.lr
+        new += p  # in place on the array just made: p - lr * g with one allocation
+        return new, slots
 
 
 class Momentum(Optimizer):
