@@ -31,18 +31,27 @@ class Relu(Layer):
         return grad
 
 
-class Sigmoid(Layer):
-    """``1 / (1 + exp(-x))``; backward ``dout * y * (1 - y)``."""
+class _KeepsOutput(Layer):
+    """An activation ``function(x, xp=..., overwrite_x=...)`` that keeps its output for
+    ``backward``; ``forward_owned`` lets the function compute in ``x``'s memory."""
+
+    function = None  # staticmethod(F.<name>) in each subclass
 
     def forward(self, x, training=True):
-        self.out = F.sigmoid(x, xp=self._ns(x))
+        self.out = self.function(x, xp=self._ns(x))
         return self.out
 
     def forward_owned(self, x, training=True):
-        if type(self).forward is not Sigmoid.forward:  # a subclass's own forward wins
+        if type(self).forward is not _KeepsOutput.forward:  # a subclass's own forward wins
             return self.forward(x, training)
-        self.out = F.sigmoid(x, xp=self._ns(x), overwrite_x=True)
+        self.out = self.function(x, xp=self._ns(x), overwrite_x=True)
         return self.out
+
+
+class Sigmoid(_KeepsOutput):
+    """``1 / (1 + exp(-x))``; backward ``dout * y * (1 - y)``."""
+
+    function = staticmethod(F.sigmoid)
 
     def backward(self, dout):
         y = self.out
@@ -61,19 +70,11 @@ class Tanh(Layer):
         return dout * (1.0 - y * y)
 
 
-class Softmax(Layer):
+class Softmax(_KeepsOutput):
     """Softmax over the last axis; backward is the Jacobian-vector product
     ``y * (dout - sum(dout * y))``."""
 
-    def forward(self, x, training=True):
-        self.out = F.softmax(x, xp=self._ns(x))
-        return self.out
-
-    def forward_owned(self, x, training=True):
-        if type(self).forward is not Softmax.forward:  # a subclass's own forward wins
-            return self.forward(x, training)
-        self.out = F.softmax(x, xp=self._ns(x), overwrite_x=True)
-        return self.out
+    function = staticmethod(F.softmax)
 
     def backward(self, dout):
         y = self.out
