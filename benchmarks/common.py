@@ -13,13 +13,12 @@ from xpnet import backend as B
 
 from .baselines import HandMLP, TorchMLP, make_weights, sklearn_epoch
 
-__all__ = ["SHARED", "FASHION_DIR", "BOOK_ACCURACY", "Sizes", "FULL", "QUICK", "STRICT",
+__all__ = ["SHARED", "BOOK_ACCURACY", "Sizes", "FULL", "QUICK", "STRICT",
            "backend_names", "make_sync", "need_torch", "Mnist", "load_mnist_book", "Fashion",
            "load_fashion_train", "book_model", "book_layers", "mlp", "set_info", "blas_threads",
            "threadpools", "LR", "epoch_runner"]
 
 SHARED = Path(os.environ.get("XPNET_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 BOOK_ACCURACY = 0.9352  # the book's accuracy of sample_weight.pkl on the MNIST test set
 
 
@@ -141,13 +140,11 @@ class Fashion:
 
 def load_fashion_train() -> Fashion:
     """60,000 Fashion-MNIST training rows (float32 in [0, 1], int64 labels), or random."""
-    if FASHION_DIR.is_dir():
-        try:
-            (x, y), _ = xn.datasets.load_fashion_mnist(path=FASHION_DIR, download=False,
-                                                       progress=False)
-            return Fashion(np.ascontiguousarray(x, dtype=np.float32), y.astype(np.int64), True)
-        except (OSError, xn.datasets.DatasetNotFoundError):
-            pass
+    try:  # wherever the loader finds it (never downloaded here)
+        (x, y), _ = xn.datasets.load_fashion_mnist(download=False, progress=False)
+        return Fashion(np.ascontiguousarray(x, dtype=np.float32), y.astype(np.int64), True)
+    except (OSError, xn.datasets.DatasetNotFoundError):
+        pass
     rng = np.random.default_rng(0)
     return Fashion(rng.random((60_000, 784), dtype=np.float32),
                    rng.integers(0, 10, 60_000), False)

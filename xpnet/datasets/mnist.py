@@ -7,9 +7,13 @@ un-gzipped ``NAME``; the first folder holding it wins):
 2. ``$XPNET_DATA/mnist`` or ``$XPNET_DATA/fashion-mnist`` if ``XPNET_DATA`` is
    set. Files directly in ``$XPNET_DATA`` are *not* used: both data sets use
    the same file names, so a flat folder could silently mix them up;
-3. ``~/.cache/xpnet/mnist`` or ``~/.cache/xpnet/fashion-mnist``;
+3. ``~/.cache/xpnet/mnist`` or ``~/.cache/xpnet/fashion-mnist`` (the cache
+   folder is ``$XPNET_CACHE_DIR/<name>`` when ``XPNET_CACHE_DIR`` is set);
 4. Fashion-MNIST only: ``/usr/share/datasets/fashion-mnist`` (the Debian
-   package ``dataset-fashion-mnist``).
+   package ``dataset-fashion-mnist``), unless ``XPNET_NO_SYSTEM_DATA=1``.
+
+``XPNET_CACHE_DIR`` and ``XPNET_NO_SYSTEM_DATA`` let a test run see the machine as
+a new user's would (no cache, no system package), without touching either.
 
 Missing files are downloaded (unless ``download=False``) into ``path`` if given,
 else into the cache folder, from ``base_url=`` if given, else from
@@ -147,8 +151,19 @@ def load_idx_pair(images_path, labels_path, normalize=True, flatten=True,
                     f"{images_path} / {labels_path}")
 
 
+CACHE_ENV = "XPNET_CACHE_DIR"
+NO_SYSTEM_ENV = "XPNET_NO_SYSTEM_DATA"
+
+
 def _cache_dir(source: DatasetSource) -> Path:
-    return Path.home() / ".cache" / "xpnet" / source.name
+    root = os.environ.get(CACHE_ENV)
+    base = Path(root).expanduser() if root else Path.home() / ".cache" / "xpnet"
+    return base / source.name
+
+
+def _system_dirs(source: DatasetSource) -> tuple[Path, ...]:
+    flag = os.environ.get(NO_SYSTEM_ENV, "").strip().lower()
+    return () if flag not in ("", "0", "false", "no") else source.system_dirs
 
 
 def _search_dirs(source: DatasetSource, path) -> list[tuple[Path, str]]:
@@ -158,8 +173,9 @@ def _search_dirs(source: DatasetSource, path) -> list[tuple[Path, str]]:
     env = os.environ.get("XPNET_DATA")
     if env:
         dirs.append((Path(env).expanduser() / source.name, f"$XPNET_DATA/{source.name}"))
-    dirs.append((_cache_dir(source), "cache"))
-    dirs.extend((d, "system") for d in source.system_dirs)
+    cache_why = f"cache, ${CACHE_ENV}" if os.environ.get(CACHE_ENV) else "cache"
+    dirs.append((_cache_dir(source), cache_why))
+    dirs.extend((d, "system") for d in _system_dirs(source))
     seen, unique = set(), []
     for d, why in dirs:
         if d not in seen:
