@@ -2,7 +2,8 @@
 
 Softmax cross-entropy, SGD with learning rate 0.1 at batch 100 and 1000, and Adam
 (lr 0.001) at batch 100, over the 60,000 training rows (random data of the same shape
-where the Debian package dataset-fashion-mnist is not installed). Every implementation
+where Fashion-MNIST is not installed: then only the timing and a finite loss are checked,
+since random labels cannot be learnt). Every implementation
 starts from the same He-initialised weights and shuffles every epoch.
 
 Compared in the same process: ``xpnet.Sequential.fit``, a hand-written NumPy loop,
@@ -43,6 +44,8 @@ def test_train_epoch(benchmark, impl, optimizer, batch, fashion_train, xbackend,
                               warmup_rounds=1 if sizes.full else 0)
     benchmark.extra_info["loss"] = float(loss)
     assert math.isfinite(loss)
+    if not fashion_train.real:
+        return  # random labels: the timing stands, what the loss should be does not
     assert loss < math.log(10) + 0.2  # no worse than guessing
-    if fashion_train.real and n == 60_000:
+    if n == 60_000:
         assert loss < LOSS_BOUND[(optimizer, batch)], f"mean epoch loss {loss:.3f} is too high"
