@@ -63,7 +63,8 @@ def test_quickstart_notebook_runs_on_numpy(monkeypatch):
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
     assert "backend: numpy" in text
-    assert "Epoch 5/5" in text
+    spirals = "using synthetic spirals" in text
+    assert ("Epoch 30/30" if spirals else "Epoch 5/5") in text
     accuracy = float(re.search(r"test accuracy: ([\d.]+)", text).group(1))
-    assert accuracy > 0.7  # 0.839 measured on the Fashion-MNIST subset
+    assert accuracy > 0.7  # measured: 0.839 on the Fashion-MNIST subset, 0.84 on the spirals
     assert len(re.findall(r"^predicted ", text, flags=re.M)) == 5
