@@ -60,8 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "$XPNET_BENCH_BACKENDS, else $XPNET_BACKEND, else numpy)")
     bench.add_argument("--quick", action="store_true", help="the small smoke sizes, timed once")
     bench.add_argument("--out", default=None,
-                       help="folder for bench.json, results.md, throughput.png "
-                            "(default: benchmarks/results in the checkout)")
+                       help="folder for bench.json, results.md, throughput.png (default: "
+                            "benchmarks/results in the checkout; benchmarks/results/quick "
+                            "with --quick, which never writes over the full run)")
     return parser
 
 
@@ -289,7 +290,12 @@ def run_bench(args) -> int:
     if os.environ.get(_BENCH_RUNNING):
         return _fail("a benchmark run is already in progress in this process tree "
                      f"({_BENCH_RUNNING} is set); not starting another")
-    out = Path(args.out).resolve() if args.out else root / "benchmarks" / "results"
+    results = root / "benchmarks" / "results"
+    default = results / "quick" if args.quick else results
+    out = Path(args.out).resolve() if args.out else default
+    if args.quick and out == results.resolve():
+        return _fail(f"quick runs never replace the full run committed in {results}: "
+                     "leave out --out (they go to benchmarks/results/quick) or name another folder")
     out.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, **{_BENCH_RUNNING: "1"})
     if args.backends:
