@@ -32,16 +32,19 @@ DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 needs_shared_mnist = pytest.mark.skipif(
     not (SHARED_MNIST / "t10k-images-idx3-ubyte.gz").is_file(),
     reason=f"MNIST test files absent from {SHARED_MNIST} (set XPNET_SHARED to the shared/ folder)")
-needs_debian_fashion = pytest.mark.skipif(
-    not (DEBIAN_FASHION / "train-images-idx3-ubyte.gz").is_file(),
-    reason="Fashion-MNIST absent: apt-get install dataset-fashion-mnist")
+needs_debian_fashion = pytest.mark.skipif(  # read before _isolated clears XPNET_NO_SYSTEM_DATA
+    not (DEBIAN_FASHION / "train-images-idx3-ubyte.gz").is_file()
+    or DEBIAN_FASHION not in mnist_mod._system_dirs(mnist_mod.FASHION_MNIST),
+    reason="Fashion-MNIST absent (apt-get install dataset-fashion-mnist) or hidden "
+           "(XPNET_NO_SYSTEM_DATA)")
 
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
     """No test sees the real ~/.cache or the user's XPNET_* variables."""
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    for var in ("XPNET_DATA", "XPNET_MNIST_URL", "XPNET_FASHION_MNIST_URL"):
+    for var in ("XPNET_DATA", "XPNET_MNIST_URL", "XPNET_FASHION_MNIST_URL", "XPNET_CACHE_DIR",
+                "XPNET_NO_SYSTEM_DATA"):
         monkeypatch.delenv(var, raising=False)
 
 
@@ -476,3 +479,20 @@ def test_public_api():
         obj = getattr(datasets, name)
         if callable(obj) and not isinstance(obj, type):
             assert obj.__doc__ and obj.__doc__.strip(), name
+
+
+def test_cache_dir_and_no_system_data_variables(tmp_path, monkeypatch):
+    """XPNET_CACHE_DIR moves the cache (searched and downloaded into); XPNET_NO_SYSTEM_DATA=1
+    drops the system folders from the search, which the not-found message then lists."""
+    system = tmp_path / "usr-share-fashion"
+    _patch(monkeypatch, "FASHION_MNIST", system_dirs=(system,))
+    monkeypatch.setenv("XPNET_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(DatasetNotFoundError) as info:
+        datasets.load_fashion_mnist(download=False)
+    text = str(info.value)
+    assert f"{tmp_path / 'cache' / 'fashion-mnist'}  (cache, $XPNET_CACHE_DIR)" in text
+    assert str(system) in text and ".cache/xpnet" not in text
+    monkeypatch.setenv("XPNET_NO_SYSTEM_DATA", "1")
+    with pytest.raises(DatasetNotFoundError) as info:
+        datasets.load_fashion_mnist(download=False)
+    assert str(system) not in str(info.value)

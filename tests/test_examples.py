@@ -69,6 +69,18 @@ def fashion():
         pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
 
 
+@pytest.fixture
+def images():
+    """Skip unless the images examples 06 and 10 train on are here: Fashion-MNIST, or the
+    MNIST test set (in the usual places or the shared folder)."""
+    common = load("_common")
+    try:
+        common.load_training_data(10, 10)
+    except xn.datasets.DatasetNotFoundError:
+        pytest.skip("neither Fashion-MNIST nor the MNIST test set is on this machine "
+                    "(apt-get install dataset-fashion-mnist, or XPNET_SHARED=<shared folder>)")
+
+
 def check_png(tmp_path, name):
     if have_matplotlib():
         path = tmp_path / name
@@ -200,7 +212,7 @@ def test_04_missing_weights_file(capsys, tmp_path):
     assert status == 2 and "no weights file" in err
 
 
-def test_06_two_layer_net(capsys, tmp_path):
+def test_06_two_layer_net(images, capsys, tmp_path):
     status, out, _ = run("06_two_layer_net", capsys, tmp_path, "--backend", "numpy", "--quick")
     assert status == 0
     for key in ("W1", "b1", "W2", "b2"):
@@ -251,7 +263,7 @@ def test_09_without_the_data_says_how_to_get_it(capsys, tmp_path, monkeypatch):
     assert "apt-get install dataset-fashion-mnist" in err and "XPNET_DATA" in err
 
 
-def test_10_optimizers(capsys, tmp_path):
+def test_10_optimizers(images, capsys, tmp_path):
     status, out, _ = run("10_optimizers", capsys, tmp_path, "--backend", "numpy", "--quick")
     assert status == 0
     summary = out.split("mean loss over the last")[1]

@@ -27,7 +27,7 @@ def _runnable_backends():
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_same_seed_gives_bit_identical_dense_weights_everywhere(spec, dtype):
     names = _runnable_backends()
-    assert {"numpy", "array_api_strict", "torch"} <= set(names)
+    assert {"numpy", "array_api_strict"} <= set(names)  # and torch, cupy where they run
     weights = {}
     for name in names:
         b = B.load(name)

@@ -12,8 +12,9 @@ import xpnet as xn
 from xpnet import backend as B
 from xpnet import io as xio
 from xpnet.layers import BatchNormalization, Dense, Dropout
+from _backends import param
 
-TARGETS = ["numpy", "array_api_strict", "torch"]
+TARGETS = [param(name) for name in ("numpy", "array_api_strict", "torch")]
 
 
 def _data(n=96, seed=0):
