@@ -213,3 +213,26 @@ def test_xpnet_bench_quick_never_writes_over_the_committed_full_run(monkeypatch,
     assert f"--benchmark-json={results / 'quick' / 'bench.json'}" in calls[0]
     after = {p.name: p.stat().st_mtime_ns for p in results.iterdir() if p.is_file()}
     assert after == before
+
+
+def test_info_says_where_each_data_set_was_found(tmp_path, monkeypatch, capsys):
+    mnist = tmp_path / "data" / "mnist"
+    mnist.mkdir(parents=True)
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (mnist / name).write_bytes(b"")  # info locates; it does not read or check
+    monkeypatch.setenv("XPNET_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("XPNET_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("XPNET_NO_SYSTEM_DATA", "1")
+    assert cli.main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert f"MNIST: 2 of 4 files found in {mnist} (checksummed when loaded)" in out
+    assert "MNIST: missing train-images-idx3-ubyte, train-labels-idx1-ubyte (searched " in out
+    assert re.search(rf"Fashion-MNIST: not found \(searched {re.escape(str(tmp_path))}", out)
+
+
+def test_help_describes_the_commands_in_plain_words(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    out = capsys.readouterr().out
+    assert "``" not in out
+    assert "xpnet bench runs the benchmark suite (in a source checkout)." in " ".join(out.split())

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from . import __version__
 from . import backend as B
-from .datasets import ChecksumError, DatasetNotFoundError, load_fashion_mnist, load_mnist, make_spirals
+from .datasets import (ChecksumError, DatasetNotFoundError, find_dataset_files, load_fashion_mnist,
+                       make_spirals)
 from .layers import Dense
 from .optimizers import Adam
 from .sequential import Sequential
@@ -34,12 +35,14 @@ FASHION_HINT = (
     "(Debian/Ubuntu), or put its four IDX files in $XPNET_DATA/fashion-mnist, or download them "
     "once with `python -c \"import xpnet; xpnet.datasets.load_fashion_mnist()\"`."
 )
+DESCRIPTION = ("xpnet demo trains and times a small network, xpnet info says what this "
+               "machine can run, xpnet bench runs the benchmark suite (in a source checkout).")
 PACKAGES = ("numpy", "array-api-compat", "array-api-strict", "torch", "cupy-cuda12x",
             "cupy-cuda13x", "cupy", "tqdm", "matplotlib")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="xpnet", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="xpnet", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"xpnet {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     demo = sub.add_parser("demo", help="train a small MLP, report accuracy and inference speed")
@@ -227,13 +230,17 @@ def _blas_lines():
 
 def _data_lines():
     lines = []
-    for title, loader in (("Fashion-MNIST", load_fashion_mnist), ("MNIST", load_mnist)):
-        try:
-            loader(download=False)
-        except (DatasetNotFoundError, ChecksumError) as exc:
-            lines.append(f"{title}: not found ({str(exc).splitlines()[0]})")
-        else:
-            lines.append(f"{title}: found")
+    for title, name in (("Fashion-MNIST", "fashion-mnist"), ("MNIST", "mnist")):
+        files, searched = find_dataset_files(name)
+        found = {n: p for n, p in files.items() if p is not None}
+        missing = [n for n in files if n not in found]
+        if found:
+            folders = ", ".join(sorted({str(p.parent) for p in found.values()}))
+            what = "found" if not missing else f"{len(found)} of {len(files)} files found"
+            lines.append(f"{title}: {what} in {folders} (checksummed when loaded)")
+        if missing:
+            lines.append(f"{title}: {'not found' if not found else 'missing ' + ', '.join(missing)}"
+                         f" (searched {', '.join(map(str, searched))})")
     return lines
 
 

@@ -10,7 +10,8 @@ Errors: :class:`IDXFormatError` and :class:`ChecksumError` are ValueErrors;
 from ._download import ChecksumError, DatasetNotFoundError, DownloadError
 from ._sources import FASHION_MNIST_URL, MNIST_URL
 from .idx import IDXFormatError, read_idx
-from .mnist import load_fashion_mnist, load_idx_pair, load_mnist, load_mnist_test
+from .mnist import (find_dataset_files, load_fashion_mnist, load_idx_pair, load_mnist,
+                    load_mnist_test)
 from .synthetic import STUDY_SLEEP_3ROWS, make_spirals, make_study_sleep, make_xor
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "load_fashion_mnist",
     "load_mnist_test",
     "load_idx_pair",
+    "find_dataset_files",
     "make_study_sleep",
     "make_spirals",
     "make_xor",

@@ -36,7 +36,7 @@ from ._sources import (FASHION_MNIST, FASHION_MNIST_URL, MNIST, MNIST_URL, TEST_
                        TRAIN_FILES, DatasetSource)
 from .idx import _read_idx, read_idx
 
-__all__ = ["load_mnist", "load_fashion_mnist", "load_mnist_test", "load_idx_pair",
+__all__ = ["load_mnist", "load_fashion_mnist", "load_mnist_test", "load_idx_pair", "find_dataset_files",
            "MNIST_URL", "FASHION_MNIST_URL"]
 
 
@@ -276,3 +276,17 @@ def _prepare(images, labels, normalize, flatten, one_hot_label, num_classes, whe
         t = np.zeros((n, num_classes), dtype=np.float32)
         t[np.arange(n), labels] = 1.0
     return x, t
+
+
+def find_dataset_files(name: str):
+    """Where the loaders would find each IDX file of data set ``name`` ("mnist" or
+    "fashion-mnist"), without reading or checking them, and where they looked.
+
+    Returns ``(files, searched)``: IDX name -> path or None, and the folders in search order.
+    """
+    sources = {s.name: s for s in (MNIST, FASHION_MNIST)}
+    if name not in sources:
+        raise ValueError(f"unknown data set {name!r}; known: {', '.join(sources)}")
+    dirs = _search_dirs(sources[name], None)
+    files = {n: _find(n, dirs) for n in (*TRAIN_FILES, *TEST_FILES)}
+    return files, [d for d, _ in dirs]
