@@ -21,10 +21,19 @@ CUPY = os.environ.get("XPNET_CUPY", "cupy-cuda12x")
 
 
 def _install_backends(session):
+    """Install PyTorch and CuPy, or, where their variable is empty, make sure a reused
+    environment does not still hold them (their tests then skip with the reason)."""
+    absent = []
     if TORCH:
         session.install(TORCH)
+    else:
+        absent.append("torch")
     if CUPY:
         session.install(CUPY)
+    else:
+        absent += ["cupy-cuda12x", "cupy-cuda13x", "cupy"]
+    if absent:
+        session.run("python", "-m", "pip", "uninstall", "-y", "-q", *absent, silent=True)
 
 
 @nox.session
