@@ -55,14 +55,21 @@ def accuracy_batched(model, x, t, xp, batch_size=100):
 
 def main(argv=None):
     p = C.parser(__doc__)
-    default_weights = C.shared_dir() / "data" / "mnist" / "sample_weight.pkl"
-    p.add_argument("weights", nargs="?", type=Path, default=default_weights,
-                   help=f"the book's sample_weight.pkl (default: {default_weights})")
+    p.add_argument("weights", nargs="?", type=Path, default=None,
+                   help="the book's sample_weight.pkl (default: the first one in the --data "
+                        "folder, $XPNET_DATA/mnist, ~/.cache/xpnet/mnist, then the shared folder)")
     p.add_argument("--data", type=Path, default=None,
                    help="folder with t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz] "
                         "(default: $XPNET_DATA/mnist, ~/.cache/xpnet/mnist, then the shared folder)")
     p.add_argument("--batch-size", type=int, default=100)
     args = p.parse_args(argv)
+    if args.weights is None:
+        args.weights = C.find_mnist_file("sample_weight.pkl", args.data)
+        if args.weights is None:
+            print("error: no sample_weight.pkl in " + ", ".join(map(str, C.mnist_dirs(args.data)))
+                  + "; put the book's file (it ships with the book's code, in ch03/) in one of "
+                  "them or pass its path", file=sys.stderr)
+            return 2
     if not args.weights.is_file():
         print(f"error: no weights file at {args.weights}; pass the path of the book's "
               "sample_weight.pkl (it ships with the book's code, in ch03/)", file=sys.stderr)

@@ -26,8 +26,8 @@ except ImportError:  # pragma: no cover - depends on how the example is started
 import xpnet as xn  # noqa: E402
 from xpnet.datasets import DatasetNotFoundError  # noqa: E402
 
-__all__ = ["parser", "session", "savefig", "pyplot", "shared_dir", "Timer", "load_fashion",
-           "load_training_data", "DatasetNotFoundError", "xn"]
+__all__ = ["parser", "session", "savefig", "pyplot", "shared_dir", "mnist_dirs", "find_mnist_file",
+           "Timer", "load_fashion", "load_training_data", "DatasetNotFoundError", "xn"]
 
 
 def parser(doc: str) -> argparse.ArgumentParser:
@@ -99,6 +99,21 @@ def no_plot_note():
 def shared_dir() -> Path:
     """The team's shared folder: ``$XPNET_SHARED``, else ``../shared`` beside the repo."""
     return Path(os.environ.get("XPNET_SHARED", REPO.parent / "shared"))
+
+
+def mnist_dirs(path=None) -> list[Path]:
+    """Where the examples look for MNIST files, in order: ``path``, ``$XPNET_DATA/mnist``,
+    ``~/.cache/xpnet/mnist``, the shared folder's ``data/mnist``."""
+    dirs = [Path(path)] if path is not None else []
+    if os.environ.get("XPNET_DATA"):
+        dirs.append(Path(os.environ["XPNET_DATA"]).expanduser() / "mnist")
+    dirs += [Path.home() / ".cache" / "xpnet" / "mnist", shared_dir() / "data" / "mnist"]
+    return dirs
+
+
+def find_mnist_file(name: str, path=None) -> Path | None:
+    """The first file called ``name`` in :func:`mnist_dirs`, or None."""
+    return next((d / name for d in mnist_dirs(path) if (d / name).is_file()), None)
 
 
 class Timer:

@@ -384,9 +384,10 @@ def test_load_idx_pair_rejects_mismatched_files(tmp_path):
     with pytest.raises(ValueError, match="3 images but 2 labels"):
         datasets.load_idx_pair(images, labels)
     labels = write(tmp_path / "l", idx_bytes(np.array([1, 2, 12], np.uint8), 0x08))
-    assert datasets.load_idx_pair(images, labels)[1].tolist() == [1, 2, 12]
-    with pytest.raises(ValueError, match="label 12 out of range"):
-        datasets.load_idx_pair(images, labels, one_hot_label=True)
+    for one_hot in (False, True):  # as the docstring says: with or without one-hot rows
+        with pytest.raises(ValueError, match="label 12 out of range"):
+            datasets.load_idx_pair(images, labels, one_hot_label=one_hot)
+    assert datasets.load_idx_pair(images, labels, num_classes=13)[1].tolist() == [1, 2, 12]
     t = datasets.load_idx_pair(images, labels, one_hot_label=True, num_classes=13)[1]
     assert t.shape == (3, 13) and t[2, 12] == 1.0
     with pytest.raises(ValueError, match="images must be"):

@@ -15,8 +15,9 @@ imported ("numpy" when unset) and can be changed in code::
 
 A backend is *loaded* the first time it is used, so a machine without a GPU can
 still ``import xpnet`` with ``XPNET_BACKEND=cupy`` and read the error that says why
-CuPy cannot run; an unknown name in ``XPNET_BACKEND`` is likewise reported (a
-``ValueError`` listing the valid names) at first use, not at import.
+CuPy cannot run; an unknown name in ``XPNET_BACKEND`` (or ``XPNET_FLOATX``) is likewise
+reported (a ``ValueError`` naming the variable and listing the valid names) at first use,
+including by :func:`get_backend`, not at import.
 """
 from __future__ import annotations
 
@@ -84,7 +85,7 @@ class Backend:
 
     def float_dtype(self, name: str | None = None):
         """The namespace's float dtype called ``name`` (default: :func:`get_floatx`)."""
-        return getattr(self.xp, name or _state["floatx"])
+        return getattr(self.xp, name or get_floatx())
 
 
 def _load_numpy() -> Backend:
@@ -212,6 +213,11 @@ def _check_floatx(name: str) -> str:
     return name
 
 
+def _env_error(exc: ValueError, var: str) -> ValueError:
+    return ValueError(f"{exc} (from the environment variable {var}={os.environ.get(var)!r}; "
+                      f"set it to a valid name or unset it)")
+
+
 def _name_from_env() -> str:
     """The backend named by XPNET_BACKEND, or "numpy". An unknown name is kept as it is and
     reported when the backend is first used, so ``import xpnet`` itself never fails and a
@@ -225,7 +231,7 @@ def _name_from_env() -> str:
 
 _state: dict[str, Any] = {
     "name": _name_from_env(),
-    "floatx": _check_floatx(os.environ.get(FLOATX_VAR) or "float32"),
+    "floatx": os.environ.get(FLOATX_VAR) or "float32",  # checked by get_floatx, at first use
 }
 
 
@@ -235,7 +241,7 @@ def load(name: str) -> Backend:
         key = _check_name(name)
     except ValueError as exc:
         if name == _state["name"] and os.environ.get(ENV_VAR) == name:
-            raise ValueError(f"{exc} (from the environment variable {ENV_VAR})") from None
+            raise _env_error(exc, ENV_VAR) from None
         raise
     backend = _cache.get(key)
     if backend is None:
@@ -244,8 +250,14 @@ def load(name: str) -> Backend:
 
 
 def get_backend() -> str:
-    """The name of the active backend ("numpy", "array_api_strict", "torch" or "cupy")."""
-    return _state["name"]
+    """The name of the active backend ("numpy", "array_api_strict", "torch" or "cupy").
+
+    An unknown name from ``XPNET_BACKEND`` is a ValueError here too (never returned).
+    """
+    name = _state["name"]
+    if name not in _LOADERS:
+        load(name)  # raises the ValueError that names the variable
+    return name
 
 
 def set_backend(name: str) -> None:
@@ -277,8 +289,17 @@ def get_namespace():
 
 
 def get_floatx() -> str:
-    """The default float type for new parameters: "float32" (default) or "float64"."""
-    return _state["floatx"]
+    """The default float type for new parameters: "float32" (default) or "float64".
+
+    An unknown name from ``XPNET_FLOATX`` is a ValueError at this first use (not at import).
+    """
+    name = _state["floatx"]
+    if name not in _FLOAT_NAMES:
+        try:
+            _check_floatx(name)
+        except ValueError as exc:
+            raise _env_error(exc, FLOATX_VAR) from None
+    return name
 
 
 def set_floatx(name: str) -> None:
@@ -329,7 +350,7 @@ def host_asarray(x) -> np.ndarray:
     Raises ``TypeError`` for what cannot be numeric data (strings, objects, None).
     """
     if hasattr(x, "to_numpy") and not is_array(x):  # pandas DataFrame/Series, polars...
-        x = x.to_numpy()
+        x = _frame_to_numpy(x)
     if isinstance(x, (str, bytes)) or x is None:
         raise TypeError(
             f"expected numeric array data (a NumPy array, an array of the active backend, "
@@ -347,6 +368,31 @@ def host_asarray(x) -> np.ndarray:
     return arr
 
 
+def _frame_to_numpy(frame) -> np.ndarray:
+    """A pandas-like object as NumPy. pandas' nullable columns (``Float32``, ``Int64``...)
+    become their NumPy dtype (pandas gives ``object`` for a frame of them, or NaN for a
+    missing integer); a missing value (``pd.NA``) is a ValueError, not a silent NaN."""
+    dtypes = getattr(frame, "dtypes", getattr(frame, "dtype", None))
+    dtypes = dtypes.tolist() if hasattr(dtypes, "tolist") else (
+        list(dtypes) if isinstance(dtypes, (list, tuple)) else [dtypes])
+    nullable = [d for d in dtypes if hasattr(d, "numpy_dtype") and hasattr(d, "na_value")]
+    if not nullable or not hasattr(frame, "isna"):
+        return frame.to_numpy()
+    missing = np.asarray(frame.isna())
+    if missing.any():
+        rows = missing.reshape(missing.shape[0], -1).any(axis=1)
+        raise ValueError(
+            f"holds {int(missing.sum())} missing value(s) (pd.NA, first in row "
+            f"{int(np.argmax(rows))}) in nullable columns ({nullable[0]}); fill or drop them "
+            "first, e.g. df.fillna(0) or df.dropna()"
+        )
+    try:
+        dtype = np.result_type(*(getattr(d, "numpy_dtype", d) for d in dtypes))
+    except TypeError:
+        return frame.to_numpy()
+    return frame.to_numpy(dtype=dtype)
+
+
 def asarray(x, dtype: str | None = None, backend: Backend | None = None):
     """``x`` as an array of ``backend`` (default: the active one), on its device.
 
@@ -360,15 +406,8 @@ def asarray(x, dtype: str | None = None, backend: Backend | None = None):
     if isinstance(x, b.array_type):
         if b.name == "numpy":
             x = host_asarray(x)  # the same array; rejects string/object arrays as elsewhere
-        if b.name == "torch" and x.device != b.device:
-            raise BackendMismatchError(
-                f"got a torch tensor on {x.device}, but the torch backend runs on {b.device}; "
-                f"move it with tensor.to({str(b.device)!r})"
-            )
-        if b.name == "cupy" and x.device != b.device:
-            raise BackendMismatchError(
-                f"got a CuPy array on {x.device}, but xpnet runs on {b.device}"
-            )
+        if b.name != "numpy" and array_api_compat.device(x) != b.device:
+            _raise_device(x, b)
         if dtype is not None and x.dtype != getattr(xp, dtype):
             x = xp.astype(x, getattr(xp, dtype))
         return x
@@ -386,6 +425,18 @@ def asarray(x, dtype: str | None = None, backend: Backend | None = None):
     if b.name == "torch" and not arr.flags.writeable:
         arr = arr.copy()  # torch warns on read-only buffers
     return xp.asarray(arr, device=b.device)
+
+
+def _raise_device(x, b: Backend):
+    where = array_api_compat.device(x)
+    if b.name == "torch":
+        fix = f"move it with tensor.to({str(b.device)!r})"
+    else:
+        fix = f"move it with xp.asarray(x, device={b.device!r}) or xn.to_numpy(x)"
+    raise BackendMismatchError(
+        f"got a {b.name} array on device {where}, but the {b.name} backend runs on "
+        f"{b.device}; {fix}"
+    )
 
 
 def host_cast(values: np.ndarray, dtype: str) -> np.ndarray:

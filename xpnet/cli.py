@@ -52,7 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="training epochs (default: 5 on Fashion-MNIST, 30 on spirals; 1 / 10 with --quick)")
     demo.add_argument("--quick", action="store_true", help="a few seconds: a subset of the data")
     demo.add_argument("--data", choices=("auto", "fashion-mnist", "spirals"), default="auto",
-                      help="auto: Fashion-MNIST when installed, else synthetic spirals")
+                      help="auto: Fashion-MNIST when installed or downloadable, else synthetic "
+                           "spirals")
+    demo.add_argument("--no-download", action="store_true",
+                      help="never download Fashion-MNIST (--quick never does either)")
     demo.add_argument("--batch-size", type=_positive, default=32)
     demo.add_argument("--seed", type=int, default=0)
     sub.add_parser("info", help="versions, backends (and why any cannot run), BLAS, data")
@@ -93,16 +96,65 @@ def _fail(message) -> int:
 
 # -- demo ---------------------------------------------------------------------------------
 
-def _load_data(which, quick, seed):
+_CONNECT_TIMEOUT = 3.0  # seconds: offline, the demo falls back to the spirals this fast
+
+
+def _mirror_answers(url, timeout=_CONNECT_TIMEOUT) -> bool:
+    """True if the mirror's host accepts a TCP connection within ``timeout`` seconds."""
+    import socket
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout):
+            return True
+    except (OSError, ValueError):  # offline, refused, timed out, no host name
+        return False
+
+
+def _fashion_mnist(download):
+    """Fashion-MNIST from disk; else, with ``download`` and a mirror that answers, downloaded
+    into the cache (checksummed, with a progress bar and the loaders' deadline)."""
+    try:
+        return load_fashion_mnist(download=False)
+    except DatasetNotFoundError as exc:
+        if not download:
+            raise
+        from .datasets import FASHION_MNIST_URL
+
+        mirror = os.environ.get("XPNET_FASHION_MNIST_URL") or FASHION_MNIST_URL
+        if not _mirror_answers(mirror):
+            raise _with_reason(exc, f"the mirror {mirror} did not answer within "
+                                    f"{_CONNECT_TIMEOUT:g} s (offline?)") from None
+    print(f"downloading Fashion-MNIST (about 30 MB, once) from {mirror} into the cache "
+          "(--no-download to skip)", flush=True)
+    try:
+        return load_fashion_mnist(download=True)
+    except DatasetNotFoundError as exc:
+        failed = [line for line in str(exc).splitlines() if line.startswith("Downloading into")]
+        raise _with_reason(exc, failed[0] if failed else f"the download from {mirror} failed") \
+            from None
+
+
+def _with_reason(exc, reason):
+    """``exc``'s message with ``reason`` added to its first line (the one the demo prints)."""
+    first, *rest = str(exc).splitlines() or [""]
+    return DatasetNotFoundError("\n".join([f"{first}; {reason}", *rest]))
+
+
+def _load_data(which, quick, seed, download=True):
     """``(x_train, y_train, x_test, y_test, description)`` as host arrays."""
     if which in ("auto", "fashion-mnist"):
         try:
-            (x_tr, y_tr), (x_te, y_te) = load_fashion_mnist(download=False)
+            (x_tr, y_tr), (x_te, y_te) = _fashion_mnist(download and not quick)
         except (DatasetNotFoundError, ChecksumError) as exc:
             if which == "fashion-mnist":
                 raise
             first = str(exc).splitlines()[0]
             print(f"Fashion-MNIST not available ({first}); using the built-in synthetic spirals.")
+            if quick and download:
+                print("(--quick does not download; `xpnet demo` downloads Fashion-MNIST once)")
             print(FASHION_HINT)
         else:
             if quick:
@@ -157,11 +209,16 @@ def run_demo(args) -> int:
         backend = B.load(name)
     except (B.BackendUnavailableError, ValueError) as exc:
         return _fail(f"backend {name!r} cannot be used here: {exc}")
+    try:
+        floatx = B.get_floatx()
+    except ValueError as exc:  # an unknown XPNET_FLOATX
+        return _fail(str(exc))
     with B.use_backend(backend.name):
         print(f"xpnet {__version__} demo")
-        print(f"backend: {backend.name} on {backend.device}, {why}; float type {B.get_floatx()}")
+        print(f"backend: {backend.name} on {backend.device}, {why}; float type {floatx}")
         try:
-            x_tr, y_tr, x_te, y_te, what = _load_data(args.data, args.quick, args.seed)
+            x_tr, y_tr, x_te, y_te, what = _load_data(args.data, args.quick, args.seed,
+                                                      not args.no_download)
         except (DatasetNotFoundError, ChecksumError) as exc:
             return _fail(f"{exc}\n{FASHION_HINT}")
         print(f"data: {what}")

@@ -38,8 +38,8 @@ def as_data(x, backend, name="x"):
         )
     try:
         arr = B.host_asarray(x)
-    except TypeError as exc:
-        raise TypeError(f"{name}: {exc}") from None
+    except (TypeError, ValueError) as exc:  # strings, objects; pandas' missing values
+        raise type(exc)(f"{name}: {exc}") from None
     if arr.ndim == 0:
         raise TypeError(
             f"{name} is a single number; pass an array with one row per sample "
@@ -67,7 +67,17 @@ def num_rows(x) -> int:
 
 
 def check_xy(x, y):
-    """Same number of rows, at least one row."""
+    """Same number of rows, at least one row, both on the host or both on the backend."""
+    if y is not None and (B._library_of(x) == "numpy") != (B._library_of(y) == "numpy"):
+        what = {"numpy": "a NumPy array"}
+        lx, ly = B._library_of(x), B._library_of(y)
+        lib = ly if lx == "numpy" else lx
+        raise B.BackendMismatchError(
+            f"x is {what.get(lx, f'an array of the {lx} backend')} but y is "
+            f"{what.get(ly, f'an array of the {ly} backend')}: pass both as NumPy arrays "
+            f"(moved a batch at a time) or both as {lib} arrays (convert with xn.to_numpy(...) "
+            f"or xn.backend.asarray(...))"
+        )
     if num_rows(x) == 0:
         raise ValueError("the data set is empty (x has 0 rows)")
     if y is not None and num_rows(y) != num_rows(x):
@@ -76,60 +86,88 @@ def check_xy(x, y):
         )
 
 
-def _finite_plan(x):
-    """``(xp, rows per chunk, elements per row)`` for checking ``x``; ``xp`` is None if
-    ``x`` is not float."""
-    is_host = B._library_of(x) == "numpy"
-    xp = B.load("numpy").xp if is_host else B.backend_of(x).xp
-    row_size = 1
-    for d in x.shape[1:]:
-        row_size *= int(d)
-    if not xp.isdtype(x.dtype, "real floating"):
-        xp = None
-    return xp, max(1, _FINITE_CHUNK // max(row_size, 1)), row_size
+class _Plan:
+    """How to check ``x``: its namespace, rows per chunk, elements per row, and the largest
+    magnitude allowed (``x``'s own float max, or the smaller one of the type it is cast to)."""
+
+    def __init__(self, x, dtype):
+        is_host = B._library_of(x) == "numpy"
+        self.xp = xp = B.load("numpy").xp if is_host else B.backend_of(x).xp
+        self.row_size = 1
+        for d in x.shape[1:]:
+            self.row_size *= int(d)
+        self.rows = max(1, _FINITE_CHUNK // max(self.row_size, 1))
+        if not xp.isdtype(x.dtype, "real floating"):
+            self.xp = None  # integers and bools: finite, and no int overflows float32
+            return
+        self.own_max = self.max = float(xp.finfo(x.dtype).max)
+        self.cast_to = None
+        if dtype is not None:
+            target = float(xp.finfo(getattr(xp, dtype)).max)
+            if target < self.max:  # float64 data, float32 model: 1e39 would become inf
+                self.max, self.cast_to = target, dtype
 
 
-def _all_finite(xp, x) -> bool:
+def _finite_plan(x, dtype=None):
+    """A :class:`_Plan`, or None if ``x`` needs no check (not float)."""
+    plan = _Plan(x, dtype)
+    return plan if plan.xp is not None else None
+
+
+def _in_range(xp, x, limit) -> bool:
     # max and min read the rows once, with no temporary: NaN propagates through both
-    # (the array API standard says so) and an infinity is the max or the min
-    return bool(xp.isfinite(xp.max(x)) & xp.isfinite(xp.min(x)))
+    # (the array API standard says so) and fails both comparisons; an infinity, or a
+    # value that the cast to the model's float type would turn into one, is the max or
+    # the min
+    return bool((xp.max(x) <= limit) & (xp.min(x) >= -limit))
 
 
-def _check_rows(x, xp, rows, name, begin, end):
+def _check_rows(x, plan, name, begin, end):
     """One host read for rows ``begin..end-1``; only if it fails, find the bad chunk."""
-    if _all_finite(xp, x[begin:end, ...]):  # "...": array-api-strict wants every axis
+    xp = plan.xp
+    if _in_range(xp, x[begin:end, ...], plan.max):  # "...": array-api-strict wants every axis
         return
-    for start in range(begin, end, rows):
-        stop = min(start + rows, end)
-        if not _all_finite(xp, x[start:stop, ...]):
+    for start in range(begin, end, plan.rows):
+        stop = min(start + plan.rows, end)
+        chunk = x[start:stop, ...]
+        if _in_range(xp, chunk, plan.max):
+            continue
+        if plan.cast_to is not None and _in_range(xp, chunk, plan.own_max):
             raise ValueError(
-                f"{name} holds NaN or infinite values (first in rows {start}..{stop - 1}); "
-                "clean the data before using it"
+                f"{name} holds values that are not finite in {plan.cast_to} (first in rows "
+                f"{start}..{stop - 1}: larger in magnitude than {plan.max:.4g}, e.g. 1e39 "
+                f"overflows to inf): the model computes in {plan.cast_to}; scale the data, "
+                f"or build the model with dtype='float64'"
             )
+        raise ValueError(
+            f"{name} holds NaN or infinite values (first in rows {start}..{stop - 1}); "
+            "clean the data before using it"
+        )
 
 
-def check_finite(x, name="x"):
-    """Raise ValueError if ``x`` holds NaN or infinity (one host read when it holds none)."""
-    xp, rows, _ = _finite_plan(x)
-    if xp is not None:
-        _check_rows(x, xp, rows, name, 0, num_rows(x))
+def check_finite(x, name="x", dtype=None):
+    """Raise ValueError if ``x`` holds NaN or infinity, or values that become infinite
+    when cast to ``dtype`` (the model's float type); one host read when it holds none."""
+    plan = _finite_plan(x, dtype)
+    if plan is not None:
+        _check_rows(x, plan, name, 0, num_rows(x))
 
 
-def finite_checker(x, batch_size, name="x"):
-    """Check ``x`` for NaN and infinity as :func:`check_finite` does, now or batch by batch.
+def finite_checker(x, batch_size, name="x", dtype=None):
+    """Check ``x`` as :func:`check_finite` does, now or batch by batch.
 
     Returns ``check(i, j)`` to call before using rows ``i..j-1``. Host data in batches of
     at least ``_FINITE_BATCH`` elements is checked batch by batch, while the rows are in
     cache (``predict`` then reads the data once, not twice); device data and small batches
     (where a call per batch costs more than it saves) are checked here, all at once.
     """
-    xp, rows, row_size = _finite_plan(x)
-    if xp is None:
+    plan = _finite_plan(x, dtype)
+    if plan is None:
         return no_check
-    if B._library_of(x) != "numpy" or batch_size * row_size < _FINITE_BATCH:
-        _check_rows(x, xp, rows, name, 0, num_rows(x))
+    if B._library_of(x) != "numpy" or batch_size * plan.row_size < _FINITE_BATCH:
+        _check_rows(x, plan, name, 0, num_rows(x))
         return no_check
-    return lambda i, j: _check_rows(x, xp, rows, name, i, j)
+    return lambda i, j: _check_rows(x, plan, name, i, j)
 
 
 def no_check(i, j):
@@ -137,7 +175,7 @@ def no_check(i, j):
     return None
 
 
-def preactivation_probe(x, backend, name="x"):
+def preactivation_probe(x, backend, name="x", dtype=None):
     """``probe(z, i, j)``: check rows ``i..j-1`` of ``x`` through ``z``, the first
     Affine layer's pre-activations for those rows, or None if ``x`` is not float.
 
@@ -147,18 +185,20 @@ def preactivation_probe(x, backend, name="x"):
     check reads ``z`` (50 numbers a row for the book's network) instead of ``x`` (784).
     Only when ``z`` is not finite are the rows of ``x`` themselves read, which decides
     exactly as :func:`check_finite` (a finite ``x`` whose ``z`` overflows raises nothing).
+    None too for float data wider than ``dtype`` (float64 for a float32 model): their cast
+    can overflow, so they are checked before it, by :func:`finite_checker`.
     ``z`` is tested with one reduction, ``isfinite(sum(z))``: NaN and infinity propagate
     through a sum, and a sum that overflows from finite values only sends the decision
     to ``x``. Each call reads ``z`` on the host: meant for backends whose arrays live there.
     """
-    xp, rows, _ = _finite_plan(x)
-    if xp is None:
+    plan = _finite_plan(x, dtype)
+    if plan is None or plan.cast_to is not None:  # the cast could overflow: check x first
         return None
     zxp = backend.xp
 
     def probe(z, i, j):
         if not math.isfinite(float(zxp.sum(z))):  # float() of a 0-d array: in the standard
-            _check_rows(x, xp, rows, name, i, j)
+            _check_rows(x, plan, name, i, j)
 
     return probe
 

@@ -46,8 +46,8 @@ def _prepare(model, x, y, name=""):
     model._ensure_built(x)
     if tuple(x.shape[1:]) != model.input_shape:
         model._raise_shape(x.shape)
-    D.check_finite(x, name + "x")
-    D.check_finite(y, name + "y")
+    D.check_finite(x, name + "x", model.dtype_name)  # as the model sees it, after the cast
+    D.check_finite(y, name + "y", None if model.loss.sparse else model.dtype_name)
     y_dtype = D.check_targets(y, model.loss, model.output_shape, name + "y") or model.dtype_name
     return x, y, y_dtype
 

@@ -233,8 +233,8 @@ class Sequential:
         the device.
         """
         backend, dtype, layers, at = self.backend, self.dtype_name, self.layers, self._probe_at
-        probe = D.preactivation_probe(x, backend) if at is not None and backend.on_host else None
-        check = D.finite_checker(x, batch_size) if probe is None else D.no_check
+        probe = D.preactivation_probe(x, backend, dtype=dtype) if at is not None and backend.on_host else None
+        check = D.finite_checker(x, batch_size, dtype=dtype) if probe is None else D.no_check
         for i, j in slices:
             check(i, j)
             h = D.take_rows(x, slice(i, j), backend, dtype)

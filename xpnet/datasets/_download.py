@@ -6,6 +6,7 @@ import hashlib
 import http.client
 import os
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -15,6 +16,8 @@ __all__ = ["ChecksumError", "DatasetNotFoundError", "DownloadError", "download_f
 
 #: Seconds to wait for the server (connect and each read).
 TIMEOUT = 30.0
+#: Seconds a whole file may take (the loaders' ``timeout=`` default).
+DEADLINE = 600.0
 #: A download larger than this is aborted (the largest known file is ~26 MB).
 MAX_DOWNLOAD_BYTES = 256 * 1024 * 1024
 
@@ -66,6 +69,7 @@ def download_file(
     sha256: str,
     *,
     timeout: float | None = None,
+    deadline: float | None = None,
     progress: bool = True,
 ) -> Path:
     """Download `url` to `dest`, keeping it only if its SHA-256 is `sha256`.
@@ -83,7 +87,10 @@ def download_file(
     sha256 : str
         The expected hex SHA-256 of the downloaded bytes.
     timeout : float, optional
-        Seconds to wait for the server; default :data:`TIMEOUT`.
+        Seconds to wait for the server (connect and each read); default :data:`TIMEOUT`.
+    deadline : float, optional
+        Seconds the whole download may take (a mirror that trickles bytes is cut off);
+        None for no limit. Each read then waits at most this long too.
     progress : bool, default True
         Show a ``tqdm.auto`` progress bar.
 
@@ -97,8 +104,8 @@ def download_file(
     ChecksumError
         The bytes' SHA-256 is not `sha256` (nothing is kept).
     DownloadError
-        The server could not be reached, answered with an HTTP error, or the
-        transfer was cut off or exceeded :data:`MAX_DOWNLOAD_BYTES`.
+        The server could not be reached, answered with an HTTP error, the
+        transfer was cut off, passed `deadline`, or exceeded :data:`MAX_DOWNLOAD_BYTES`.
     ValueError
         `url` is not http(s).
     """
@@ -111,13 +118,19 @@ def download_file(
     tmp = Path(tmp_name)
     try:
         h = hashlib.sha256()
+        per_read = TIMEOUT if timeout is None else timeout
+        if deadline is not None:
+            if not deadline > 0:
+                raise ValueError(f"timeout must be a number of seconds > 0, got {deadline!r}")
+            per_read = min(per_read, deadline)
+        end = None if deadline is None else time.monotonic() + deadline
         with os.fdopen(fd, "wb") as out:
             try:
-                resp = urllib.request.urlopen(url, timeout=TIMEOUT if timeout is None else timeout)
+                resp = urllib.request.urlopen(url, timeout=per_read)
             except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
                 if isinstance(exc, urllib.error.HTTPError):
                     exc.close()  # it holds the connection open
-                raise DownloadError(f"download of {url} failed: {_reason(exc)}") from exc
+                raise DownloadError(f"download of {url} failed: {_reason(exc, per_read)}") from exc
             with resp:
                 length = resp.headers.get("Content-Length")
                 total = int(length) if length and length.isdigit() else None
@@ -126,7 +139,13 @@ def download_file(
                 bar = _progress_bar(total, dest.name, progress)
                 got = 0
                 try:
-                    while chunk := resp.read(1 << 16):
+                    while chunk := resp.read1(1 << 16):  # what has come: a trickle cannot block
+                        if end is not None and time.monotonic() > end:
+                            raise DownloadError(
+                                f"download of {url} passed its deadline of {deadline:g} s "
+                                f"({got + len(chunk)} of {total or '?'} bytes came): the mirror "
+                                f"is too slow; retry, pass a larger timeout=, or use another "
+                                f"mirror (base_url=)")
                         got += len(chunk)
                         if got > MAX_DOWNLOAD_BYTES:
                             raise DownloadError(f"download of {url} aborted: more than "
@@ -137,7 +156,7 @@ def download_file(
                 except (http.client.HTTPException, OSError) as exc:
                     if isinstance(exc, DownloadError):
                         raise
-                    raise DownloadError(f"download of {url} failed: {_reason(exc)}") from exc
+                    raise DownloadError(f"download of {url} failed: {_reason(exc, per_read)}") from exc
                 finally:
                     bar.close()
                 if total is not None and got != total:
@@ -155,9 +174,12 @@ def download_file(
     return dest
 
 
-def _reason(exc: BaseException) -> str:
+def _reason(exc: BaseException, per_read: float) -> str:
     if isinstance(exc, urllib.error.HTTPError):
         return f"HTTP Error {exc.code}: {exc.reason}"
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    if isinstance(reason, TimeoutError):
+        return f"no answer within {per_read:g} s (timed out)"
     if isinstance(exc, urllib.error.URLError):
         return str(exc.reason)
     return f"{type(exc).__name__}: {exc}"

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._download import ChecksumError, DatasetNotFoundError, DownloadError, download_file
+from ._download import DEADLINE, ChecksumError, DatasetNotFoundError, DownloadError, download_file
 from ._sources import (FASHION_MNIST, FASHION_MNIST_URL, MNIST, MNIST_URL, TEST_FILES,
                        TRAIN_FILES, DatasetSource)
 from .idx import _read_idx, read_idx
@@ -41,7 +41,7 @@ __all__ = ["load_mnist", "load_fashion_mnist", "load_mnist_test", "load_idx_pair
 
 
 def load_mnist(normalize=True, flatten=True, one_hot_label=False, path=None, *,
-               download=True, base_url=None, progress=True):
+               download=True, base_url=None, progress=True, timeout=DEADLINE):
     """Load MNIST as in the book: ``((x_train, t_train), (x_test, t_test))``.
 
     Parameters
@@ -63,6 +63,9 @@ def load_mnist(normalize=True, flatten=True, one_hot_label=False, path=None, *,
         else :data:`MNIST_URL`.
     progress : bool, default True
         Show a progress bar while downloading.
+    timeout : float, default 600
+        Seconds each file's download may take in all (a mirror that trickles bytes is
+        cut off); each read from the server also waits at most 30 s.
 
     Returns
     -------
@@ -72,17 +75,19 @@ def load_mnist(normalize=True, flatten=True, one_hot_label=False, path=None, *,
     Raises
     ------
     DatasetNotFoundError
-        Files missing and not downloadable; the message lists the folders
-        searched and how to get the files.
+        Files missing and not downloadable (offline, HTTP error, past `timeout`);
+        the message lists the folders searched and how to get the files.
+    NotADirectoryError
+        `path` is a file, not a folder.
     ChecksumError
         A file (found or downloaded) is not the known MNIST file.
     """
     return _load_splits(MNIST, (TRAIN_FILES, TEST_FILES), normalize, flatten, one_hot_label,
-                        path, download, base_url, progress)
+                        path, download, base_url, progress, timeout)
 
 
 def load_fashion_mnist(normalize=True, flatten=True, one_hot_label=False, path=None, *,
-                       download=True, base_url=None, progress=True):
+                       download=True, base_url=None, progress=True, timeout=DEADLINE):
     """Load Fashion-MNIST: ``((x_train, t_train), (x_test, t_test))``.
 
     Same parameters, shapes and dtypes as :func:`load_mnist`. Also searched:
@@ -96,11 +101,11 @@ def load_fashion_mnist(normalize=True, flatten=True, one_hot_label=False, path=N
         60,000 training and 10,000 test examples of 10 clothing classes.
     """
     return _load_splits(FASHION_MNIST, (TRAIN_FILES, TEST_FILES), normalize, flatten,
-                        one_hot_label, path, download, base_url, progress)
+                        one_hot_label, path, download, base_url, progress, timeout)
 
 
 def load_mnist_test(normalize=True, flatten=True, one_hot_label=False, path=None, *,
-                    download=True, base_url=None, progress=True):
+                    download=True, base_url=None, progress=True, timeout=DEADLINE):
     """Load only the MNIST test set: ``(x_test, t_test)``.
 
     Needs only ``t10k-images-idx3-ubyte[.gz]`` and ``t10k-labels-idx1-ubyte[.gz]``
@@ -113,7 +118,7 @@ def load_mnist_test(normalize=True, flatten=True, one_hot_label=False, path=None
         10,000 examples.
     """
     ((x, t),) = _load_splits(MNIST, (TEST_FILES,), normalize, flatten, one_hot_label,
-                             path, download, base_url, progress)
+                             path, download, base_url, progress, timeout)
     return x, t
 
 
@@ -144,8 +149,11 @@ def load_idx_pair(images_path, labels_path, normalize=True, flatten=True,
         A file is not a valid IDX file.
     ValueError
         The shapes or dtypes do not form an images/labels pair, or a label is
-        out of range for `num_classes`.
+        out of range for `num_classes` (with or without `one_hot_label`).
     """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) \
+            or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
     images, labels = read_idx(images_path), read_idx(labels_path)
     return _prepare(images, labels, normalize, flatten, one_hot_label, num_classes,
                     f"{images_path} / {labels_path}")
@@ -207,7 +215,21 @@ def _not_found(source, missing, dirs, base, reason) -> DatasetNotFoundError:
     return DatasetNotFoundError("\n".join(lines))
 
 
-def _locate(source, names, path, download, base_url, progress) -> dict[str, Path]:
+def _check_folder(source, path):
+    if path is None:
+        return
+    folder = Path(path).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(
+            f"path must be a folder that holds (or will hold) the {source.title} IDX files, "
+            f"but {folder} is a file; pass its folder instead: path={str(folder.parent)!r}")
+
+
+def _locate(source, names, path, download, base_url, progress, timeout) -> dict[str, Path]:
+    _check_folder(source, path)
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                or not timeout > 0):
+        raise ValueError(f"timeout must be a number of seconds > 0 (or None), got {timeout!r}")
     dirs = _search_dirs(source, path)
     found = {n: _find(n, dirs) for n in names}
     missing = [n for n, p in found.items() if p is None]
@@ -224,7 +246,8 @@ def _locate(source, names, path, download, base_url, progress) -> dict[str, Path
                              f"No known SHA-256 for {name}.gz, so it is not downloaded.")
         url = base.rstrip("/") + "/" + name + ".gz"
         try:
-            found[name] = download_file(url, target / f"{name}.gz", sha, progress=progress)
+            found[name] = download_file(url, target / f"{name}.gz", sha, progress=progress,
+                                        deadline=timeout)
         except DownloadError as exc:
             raise _not_found(source, missing, dirs, base,
                              f"Downloading into {target} failed: {exc}") from exc
@@ -244,9 +267,9 @@ def _read_checked(source: DatasetSource, name: str, path: Path) -> np.ndarray:
 
 
 def _load_splits(source, splits, normalize, flatten, one_hot_label, path, download,
-                 base_url, progress):
+                 base_url, progress, timeout):
     names = [n for split in splits for n in split]
-    paths = _locate(source, names, path, download, base_url, progress)
+    paths = _locate(source, names, path, download, base_url, progress, timeout)
     out = []
     for images_name, labels_name in splits:
         images = _read_checked(source, images_name, paths[images_name])
@@ -264,15 +287,16 @@ def _prepare(images, labels, normalize, flatten, one_hot_label, num_classes, whe
     if len(images) != len(labels):
         raise ValueError(f"{where}: {len(images)} images but {len(labels)} labels")
     n = len(images)
+    if n and int(labels.max()) >= num_classes:
+        raise ValueError(f"{where}: label {int(labels.max())} out of range for "
+                         f"{num_classes} classes (labels must be 0..{num_classes - 1}; "
+                         f"pass num_classes=)")
     x = images.reshape(n, -1) if flatten else images.reshape(n, 1, *images.shape[1:])
     if normalize:
         x = x.astype(np.float32)
         x /= np.float32(255.0)
     t = labels
     if one_hot_label:
-        if n and int(labels.max()) >= num_classes:
-            raise ValueError(f"{where}: label {int(labels.max())} out of range for "
-                             f"{num_classes} classes")
         t = np.zeros((n, num_classes), dtype=np.float32)
         t[np.arange(n), labels] = 1.0
     return x, t

@@ -12,6 +12,8 @@ Differences from the book, each for a reason:
 """
 from __future__ import annotations
 
+import numbers
+
 from .. import backend as _backend
 from ..optimizers import OPTIMIZERS, Optimizer
 
@@ -87,20 +89,30 @@ class Trainer:
         self.x_train, self.t_train = self._data(x_train), self._data(t_train)
         self.x_test, self.t_test = self._data(x_test), self._data(t_test)
         self.train_size = self.x_train.shape[0]
+        for name, data in (("x_train", self.x_train), ("x_test", self.x_test)):
+            if data.ndim == 0 or data.shape[0] == 0:
+                raise ValueError(f"{name} has no rows: the Trainer needs at least one "
+                                 f"{name.split('_')[1]}ing example")
         if self.t_train.shape[0] != self.train_size or self.t_test.shape[0] != self.x_test.shape[0]:
             raise ValueError(
                 f"inputs and targets differ in length: x_train {self.train_size}, t_train "
                 f"{self.t_train.shape[0]}, x_test {self.x_test.shape[0]}, t_test "
                 f"{self.t_test.shape[0]}")
-        for name, value in (("epochs", epochs), ("mini_batch_size", mini_batch_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} needs a positive int, got {value!r}")
-        self.epochs = epochs
-        self.batch_size = mini_batch_size
+        counts = [("epochs", epochs), ("mini_batch_size", mini_batch_size)]
+        if evaluate_sample_num_per_epoch is not None:
+            counts.append(("evaluate_sample_num_per_epoch", evaluate_sample_num_per_epoch))
+        for name, value in counts:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+                raise ValueError(f"{name} needs a positive int, got {value!r}"
+                                 + (" (None measures on every row)" if name.startswith("eval")
+                                    else ""))
+        self.epochs = int(epochs)
+        self.batch_size = mini_batch_size = int(mini_batch_size)
         if optimizer_param is None and isinstance(optimizer, str):
             optimizer_param = {"lr": 0.01}
         self.optimizer = make_optimizer(optimizer, optimizer_param)
-        self.evaluate_sample_num_per_epoch = evaluate_sample_num_per_epoch
+        self.evaluate_sample_num_per_epoch = (None if evaluate_sample_num_per_epoch is None
+                                              else int(evaluate_sample_num_per_epoch))
         self.verbose = verbose
         self.rng = _backend.host_rng(seed)
         self.iter_per_epoch = max(self.train_size // mini_batch_size, 1)
@@ -129,7 +141,8 @@ class Trainer:
         """One mini-batch step; at the end of an epoch, record and report the epoch."""
         idx = self.rng.choice(self.train_size, self.batch_size)
         idx_device = None
-        if not isinstance(self.x_train, _backend.load("numpy").array_type):
+        host = _backend.load("numpy").array_type
+        if not (isinstance(self.x_train, host) and isinstance(self.t_train, host)):
             idx_device = self.backend.xp.asarray(idx, device=self.backend.device)
         x_batch = self._batch(self.x_train, idx, idx_device)
         t_batch = self._batch(self.t_train, idx, idx_device)
