@@ -365,6 +365,8 @@ def asarray(x, dtype: str | None = None, backend: Backend | None = None):
                 f"got a torch tensor on {x.device}, but the torch backend runs on {b.device}; "
                 f"move it with tensor.to({str(b.device)!r})"
             )
+        if b.name == "torch" and x.requires_grad:
+            x = x.detach()  # data, not a graph: else each step would extend the user's graph
         if b.name == "cupy" and x.device != b.device:
             raise BackendMismatchError(
                 f"got a CuPy array on {x.device}, but xpnet runs on {b.device}"
