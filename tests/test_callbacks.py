@@ -181,7 +181,8 @@ def test_early_stopping_restores_after_a_non_finite_loss(backend):
     with np.errstate(all="ignore"), pytest.warns(RuntimeWarning, match="non-finite"):
         model, history, _ = _fit([rec, es, Act(2, _diverge)])
     assert history.epoch == [0, 1, 2, 3]  # the non-finite epoch is recorded, not seen by es
-    assert math.isnan(history.history["val_loss"][3]) and not math.isfinite(history.history["loss"][3])
+    assert math.isnan(history.history["val_loss"][3])
+    assert not math.isfinite(history.history["loss"][3])
     assert "non-finite" in history.stop_reason and "epoch 4" in history.stop_reason
     best = int(np.nanargmin(history.history["val_loss"]))
     _assert_weights(model, rec.weights[best])
