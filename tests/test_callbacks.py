@@ -180,9 +180,11 @@ def test_early_stopping_restores_after_a_non_finite_loss(backend):
     es = EarlyStopping(monitor="val_loss", patience=EPOCHS, restore_best_weights=True)
     with np.errstate(all="ignore"), pytest.warns(RuntimeWarning, match="non-finite"):
         model, history, _ = _fit([rec, es, Act(2, _diverge)])
-    assert history.epoch == [0, 1, 2]
+    assert history.epoch == [0, 1, 2, 3]  # the non-finite epoch is recorded, not seen by es
+    assert math.isnan(history.history["val_loss"][3])
+    assert not math.isfinite(history.history["loss"][3])
     assert "non-finite" in history.stop_reason and "epoch 4" in history.stop_reason
-    best = int(np.argmin(history.history["val_loss"]))
+    best = int(np.nanargmin(history.history["val_loss"]))
     _assert_weights(model, rec.weights[best])
     assert all(np.all(np.isfinite(w)) for w in model.get_weights())
 
@@ -194,8 +196,9 @@ def test_terminate_on_nan_stops_training(backend):
     with np.errstate(all="ignore"), pytest.warns(RuntimeWarning, match="epoch 3, batch"):
         model, history, _ = _fit([rec, TerminateOnNaN(), Act(1, _diverge)])
     assert model.stop_training
-    assert history.epoch == [0, 1]
-    assert all(math.isfinite(v) for v in history.history["loss"])
+    assert history.epoch == [0, 1, 2]  # epoch 3 recorded with its non-finite loss
+    assert all(math.isfinite(v) for v in history.history["loss"][:2])
+    assert not math.isfinite(history.history["loss"][2])
     assert rec.events[-1] == ("train_end",)
 
 

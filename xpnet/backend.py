@@ -408,6 +408,8 @@ def asarray(x, dtype: str | None = None, backend: Backend | None = None):
             x = host_asarray(x)  # the same array; rejects string/object arrays as elsewhere
         if b.name != "numpy" and array_api_compat.device(x) != b.device:
             _raise_device(x, b)
+        if b.name == "torch" and x.requires_grad:
+            x = x.detach()  # data, not a graph: else each step would extend the user's graph
         if dtype is not None and x.dtype != getattr(xp, dtype):
             x = xp.astype(x, getattr(xp, dtype))
         return x

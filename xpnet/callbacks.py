@@ -7,14 +7,21 @@ from __future__ import annotations
 
 import math
 import os
+import string
 
 __all__ = ["Callback", "EarlyStopping", "ModelCheckpoint", "TerminateOnNaN"]
 
 
 class Callback:
-    """Base class; every hook is optional."""
+    """Base class; every hook is optional.
+
+    ``fit`` sets ``model``, ``params`` (its settings: epochs, steps ...) and ``log_keys``
+    (the keys each epoch's ``logs`` will hold) before ``on_train_begin``.
+    """
 
     model = None
+    params: dict = {}
+    log_keys: list = []
 
     def set_model(self, model):
         self.model = model
@@ -101,7 +108,10 @@ class EarlyStopping(Callback):
 class ModelCheckpoint(Callback):
     """Save the model after each epoch, atomically (see :func:`xpnet.io.save_weights`).
 
-    ``filepath`` may hold ``{epoch}`` and any logged key, e.g. ``"ckpt-{epoch:02d}.npz"``.
+    The file name in ``filepath`` may hold ``{epoch}`` and any logged key, e.g.
+    ``"ckpt-{epoch:02d}-{val_loss:.3f}.npz"``; the folder part is used as it is (braces in
+    a folder name stay braces). A key that ``fit`` will not log is refused when training
+    begins.
     With ``save_best_only`` only an improvement of ``monitor`` writes. The file holds the
     weights, the optimizer state and the epoch, so ``model.load_checkpoint(path)`` and
     ``fit(..., initial_epoch=...)`` resume training.
@@ -116,6 +126,29 @@ class ModelCheckpoint(Callback):
         self.save_weights_only = bool(save_weights_only)
         self.verbose = verbose
         self.best = None
+        folder, name = os.path.split(self.filepath)
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(name) if f is not None]
+        except ValueError as exc:
+            raise ValueError(f"ModelCheckpoint filepath {self.filepath!r}: the file name is "
+                             f"a format string and {exc} (write a literal brace as {{{{ or }}}})"
+                             ) from None
+        self._folder, self._name = folder, name
+        self._fields = [f.split(".")[0].split("[")[0] for f in fields]
+
+    def on_train_begin(self, logs=None):
+        available = ["epoch", *self.log_keys]
+        wanted = self._fields + ([self.monitor] if self.save_best_only else [])
+        missing = [f for f in wanted if f not in available]
+        if missing:
+            raise ValueError(
+                f"ModelCheckpoint needs {missing[0]!r} (in filepath {self.filepath!r} or as "
+                f"monitor), which fit does not log; available: {', '.join(available)} "
+                "(val_ keys need validation_data or validation_split)"
+            )
+
+    def _path(self, epoch, logs):
+        return os.path.join(self._folder, self._name.format(epoch=epoch + 1, **logs))
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -128,7 +161,7 @@ class ModelCheckpoint(Callback):
             if not (math.isfinite(value) and better):
                 return
             self.best = value
-        path = self.filepath.format(epoch=epoch + 1, **logs)
+        path = self._path(epoch, logs)
         if self.save_weights_only:
             self.model.save_weights(path)
         else:

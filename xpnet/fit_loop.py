@@ -87,8 +87,13 @@ def run_fit(model, x, y, *, epochs=1, batch_size=32, validation_data=None, valid
     Keras). ``seed`` (default: the model's) fixes the shuffling and dropout masks; each
     epoch's order depends only on (seed, epoch), so ``initial_epoch=k`` after
     :meth:`~xpnet.Sequential.load_checkpoint` continues exactly. A non-finite loss stops
-    training with a ``RuntimeWarning`` naming the epoch and batch.
+    training with a ``RuntimeWarning`` naming the epoch and batch; that epoch's logs
+    (the non-finite loss) are recorded in the history, but no callback sees them.
+    ``callbacks`` is a list of :class:`~xpnet.callbacks.Callback` (or one of them). Each
+    callback's ``on_train_end`` runs on every exit path, even when another one raises.
+    The layers' ``trainable`` flags are read here, once: frozen layers are not updated.
     """
+    model._require_layers("fit")
     batch_size = D.check_batch_size(batch_size)
     _check_fit_args(epochs, validation_split, initial_epoch, verbose)
     epochs, initial_epoch = int(epochs), int(initial_epoch)
@@ -108,6 +113,12 @@ def run_fit(model, x, y, *, epochs=1, batch_size=32, validation_data=None, valid
         x, y, n = x[:n - n_val, ...], y[:n - n_val, ...], n - n_val
     if val is not None:  # checked once here, not every epoch
         val = _prepare(model, *val, name="val_")
+    callbacks = _check_callbacks(callbacks)
+    if model._plan_training() == 0:
+        raise ValueError(
+            "every layer of the model is frozen (trainable=False), so fit has nothing to "
+            "train: set layer.trainable = True on a layer, or use evaluate"
+        )
     on_device = isinstance(x, backend.array_type) and backend.name != "numpy"
     slices = D.batch_slices(n, batch_size)
     weights = [j - i for i, j in slices]
@@ -116,18 +127,22 @@ def run_fit(model, x, y, *, epochs=1, batch_size=32, validation_data=None, valid
     base_seed = seed if seed is not None else model.seed
     if base_seed is None:
         base_seed = int(B.host_rng(None).integers(2**31))
-    callbacks = list(callbacks or [])
-    for cb in callbacks:
-        if not isinstance(cb, Callback):
-            raise TypeError(f"callbacks must be xpnet Callback objects, got {type(cb).__name__}")
-        cb.set_model(model)
     history = History({"epochs": epochs, "batch_size": batch_size, "steps": len(slices),
                        "samples": n, "backend": backend.name})
+    log_keys = ["loss", *_metric_names(model)]
+    log_keys += [f"val_{k}" for k in log_keys] if val is not None else []
+    for cb in callbacks:
+        cb.set_model(model)
+        cb.params = dict(history.params)
+        cb.log_keys = list(log_keys)
     model.history = history
     model.stop_training, model.stop_reason = False, None
-    for cb in callbacks:
-        cb.on_train_begin()
+    nonfinite = False
+    begun = []
     try:
+        for cb in callbacks:
+            begun.append(cb)
+            cb.on_train_begin()
         for epoch in range(initial_epoch, epochs):
             for cb in callbacks:
                 cb.on_epoch_begin(epoch)
@@ -137,7 +152,7 @@ def run_fit(model, x, y, *, epochs=1, batch_size=32, validation_data=None, valid
                 order = xp.asarray(order, device=backend.device)
             bar = _progress(len(slices), f"Epoch {epoch + 1}/{epochs}", verbose)
             refresh = max(1, math.ceil(len(slices) / _BAR_UPDATES))  # at most 10 reads
-            params, state = model.get_params(), model.opt_state
+            params, state = model.get_params(trainable_only=True), model.opt_state
             losses, metric_parts = [], [[] for _ in model.metrics]
             for b, (i, j) in enumerate(slices):
                 index = slice(i, j) if order is None else order[i:j]
@@ -151,12 +166,16 @@ def run_fit(model, x, y, *, epochs=1, batch_size=32, validation_data=None, valid
                     bar.update(b + 1 - bar.n)
                     bar.set_postfix(_read_logs(model, xp, losses, metric_parts, weights, j), refresh=False)
             model.set_params(params)
-            model.opt_state = state
+            # the step keeps the slots of the trainable parameters; a frozen one keeps its own
+            model.opt_state = {"step": state["step"],
+                               "slots": {**model.opt_state["slots"], **state["slots"]}}
             logs = _read_logs(model, xp, losses, metric_parts, weights, n)
             if not math.isfinite(logs["loss"]):
                 if bar is not None:
                     bar.close()
                 _stop_on_nonfinite(model, xp, losses, epoch)
+                nonfinite = True
+                history.record(epoch, {k: logs.get(k, math.nan) for k in log_keys})
                 break
             if val is not None:
                 val_logs = _evaluate_prepared(model, *val, batch_size=batch_size)
@@ -172,12 +191,39 @@ def run_fit(model, x, y, *, epochs=1, batch_size=32, validation_data=None, valid
             if model.stop_training:
                 break
     finally:
-        for cb in callbacks:
-            cb.on_train_end()
+        _end_training(begun)
     history.stop_reason = model.stop_reason
-    if model.stop_reason and verbose:
+    if model.stop_reason and verbose and not nonfinite:  # the warning has said it
         print(f"xpnet: training stopped: {model.stop_reason}", flush=True)
     return history
+
+
+def _check_callbacks(callbacks):
+    if isinstance(callbacks, Callback):
+        return [callbacks]
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, (str, bytes)) or not hasattr(callbacks, "__iter__"):
+        raise TypeError(f"callbacks must be a list of xpnet Callback objects, got "
+                        f"{type(callbacks).__name__}")
+    callbacks = list(callbacks)
+    for cb in callbacks:
+        if not isinstance(cb, Callback):
+            raise TypeError(f"callbacks must be xpnet Callback objects, got {type(cb).__name__}")
+    return callbacks
+
+
+def _end_training(callbacks):
+    """Every callback's ``on_train_end``, even after one raises (EarlyStopping restores
+    the best weights there); the first error is raised after all have run."""
+    error = None
+    for cb in callbacks:
+        try:
+            cb.on_train_end()
+        except BaseException as exc:  # KeyboardInterrupt too: the others still run
+            error = error or exc
+    if error is not None:
+        raise error
 
 
 def _reseed_dropout(model, base_seed, epoch, backend):
@@ -225,6 +271,7 @@ def _evaluate_prepared(model, x, y, y_dtype, batch_size=32, verbose=0):
 
 def run_evaluate(model, x, y, batch_size=32, verbose=1):
     """Loss and metrics over ``(x, y)`` as a dict (read from the device once)."""
+    model._require_layers("evaluate")
     batch_size = D.check_batch_size(batch_size)
     x, y, y_dtype = _prepare(model, x, y)
     return _evaluate_prepared(model, x, y, y_dtype, batch_size=batch_size, verbose=verbose)

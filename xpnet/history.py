@@ -35,19 +35,28 @@ class History:
 
         ``keys`` selects the series (default: all); a key and its ``val_`` partner share
         one panel. Saves to ``path`` when given. Returns the matplotlib figure.
+
+        With ``path`` and no ``ax`` the figure is a standalone ``matplotlib.figure.Figure``,
+        so saving touches neither pyplot's figures nor the session's backend (a notebook
+        keeps its inline plots); otherwise it is a pyplot figure, for ``plt.show()``.
         """
         try:
-            import matplotlib
-
-            if path is not None and ax is None:
-                matplotlib.use("Agg", force=False)
-            import matplotlib.pyplot as plt
+            import matplotlib  # noqa: F401
         except ImportError as exc:
             raise ImportError("History.plot needs matplotlib: pip install 'xpnet[plot]'") from exc
         keys = list(keys) if keys is not None else list(self.history)
         bases = [k for k in keys if not k.startswith("val_")] or keys
         if ax is None:
-            fig, axes = plt.subplots(1, len(bases), figsize=(4.5 * len(bases), 3.5), squeeze=False)
+            size = (4.5 * len(bases), 3.5)
+            if path is not None:
+                from matplotlib.figure import Figure
+
+                fig = Figure(figsize=size)
+                axes = fig.subplots(1, len(bases), squeeze=False)
+            else:
+                import matplotlib.pyplot as plt
+
+                fig, axes = plt.subplots(1, len(bases), figsize=size, squeeze=False)
             axes = list(axes[0])
         else:
             axes = [ax] * len(bases)

@@ -18,6 +18,7 @@ from . import checkpoint as _ckpt
 from .fit_loop import run_evaluate, run_fit
 from .layers.affine import Affine, Dense
 from .layers.base import Layer
+from .layers.regularization import BatchNormalization
 from .losses import get_loss
 from .metrics import get_metric
 from .optimizers import get_optimizer
@@ -62,9 +63,21 @@ class Sequential:
 
     # -- structure ----------------------------------------------------------------------
     def add(self, layer: Layer) -> None:
-        """Append ``layer``; the model is (re)built on the next call."""
+        """Append ``layer``; the model is (re)built on the next call.
+
+        Rebuilding keeps the parameters of the layers already built for the same input
+        shape (trained layers stay trained); only new layers, and layers whose input
+        shape changed, get fresh weights. A layer instance has one place in a model; the
+        same instance in two models shares its parameters between them (as in Keras).
+        """
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add takes an xpnet layer, got {type(layer).__name__}")
+        for i, other in enumerate(self.layers):
+            if other is layer:
+                raise ValueError(
+                    f"layer {layer.name!r} is already in this model (layer {i}): a layer "
+                    "instance has one place in a model; add a new layer for another one"
+                )
         taken = {l.name for l in self.layers}
         if layer.name is None or layer.name in taken:
             base = layer.name or _snake(type(layer).__name__)
@@ -82,8 +95,7 @@ class Sequential:
         Called by ``fit``/``predict``/``summary`` from the first layer's ``input_shape``
         or ``input_dim``, or from the first batch.
         """
-        if not self.layers:
-            raise ValueError("the model has no layers: add some with model.add(...)")
+        self._require_layers("build")
         if input_shape is None:
             input_shape = self.layers[0].input_shape
         if input_shape is None:
@@ -98,24 +110,49 @@ class Sequential:
         self.input_shape = shape
         self.output_shapes = []
         for layer in self.layers:
-            shape = tuple(layer.build(shape, xp=backend.xp, device=backend.device, dtype=dtype, rng=rng))
+            kept = _built_arrays(layer, shape)
+            shape = tuple(layer.build(shape, xp=backend.xp, device=backend.device, dtype=dtype,
+                                      rng=rng))
+            _restore_arrays(layer, kept, backend, dtype)
             self.output_shapes.append(shape)
         self.output_shape = shape
-        # the layers before the first one with parameters need no backward pass at all
-        first = next((i for i, l in enumerate(self.layers) if l.params), len(self.layers))
-        for i, layer in enumerate(self.layers):
-            layer.need_input_grad = i > first
-        self._backward_layers = self.layers[first:][::-1]
         self._slots = [(f"{l.name}/{k}", l, k) for l in self.layers for k in l.params]
+        self._plan_training()
         self._probe_at = _first_affine(self.layers)
         self.dtype_name = dtype
         self.built = True
         self.opt_state = None
         self._update_fusion()
 
+    def _require_layers(self, what):
+        if not self.layers:
+            raise ValueError(f"the model has no layers, so it cannot {what}: add some with "
+                             "model.add(...) or Sequential([...])")
+
     def _ensure_built(self, x=None):
         if not self.built:
+            self._require_layers("run")
             self.build(None if x is None or self.layers[0].input_shape else tuple(x.shape[1:]))
+
+    def _plan_training(self):
+        """Read each layer's ``trainable`` flag (once per ``fit``, not per batch).
+
+        Sets the slots the optimizer updates, the layers a training forward pass runs
+        (a frozen BatchNormalization runs in inference mode) and where the backward pass
+        stops: the layers before the first trainable one with parameters need none.
+        Returns the number of trainable arrays.
+        """
+        frozen = {id(l) for l in self.layers if not getattr(l, "trainable", True)}
+        self._train_slots = [s for s in self._slots if id(s[1]) not in frozen]
+        self._train_layers = [
+            _FrozenNormalization(l) if id(l) in frozen and isinstance(l, BatchNormalization) else l
+            for l in self.layers]
+        first = next((i for i, l in enumerate(self.layers) if l.params and id(l) not in frozen),
+                     len(self.layers))
+        for i, layer in enumerate(self.layers):
+            layer.need_input_grad = i > first
+        self._backward_layers = self._train_layers[first:][::-1]
+        return len(self._train_slots)
 
     # -- compiling ----------------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, metrics=None) -> None:
@@ -161,7 +198,7 @@ class Sequential:
     # -- computing ----------------------------------------------------------------------
     def forward(self, x, training=False):
         """The output for a batch ``x`` that is already an array of the model's backend."""
-        for layer in self.layers:
+        for layer in (self._train_layers if training else self.layers):
             x = layer.forward(x, training)
         return x
 
@@ -183,11 +220,15 @@ class Sequential:
         return loss
 
     def __call__(self, x, training=False):
-        """A direct forward pass on one batch (NumPy data is moved to the backend)."""
-        self._ensure_built(x)
-        backend = self.backend
+        """A direct forward pass on one batch (NumPy data is moved to the backend).
+
+        An unbuilt model without a declared input shape is built from ``x``.
+        """
+        self._require_layers("run")
+        backend = self.backend if self.built else B.current()
         if not isinstance(x, backend.array_type) or backend.name in ("torch", "cupy"):
             x = B.asarray(x, backend=backend)
+        self._ensure_built(x)
         if tuple(x.shape[1:]) != self.input_shape:
             self._raise_shape(x.shape)
         if x.dtype != backend.float_dtype(self.dtype_name):
@@ -208,11 +249,13 @@ class Sequential:
         Memory is bounded by the batch, not by the input. NumPy input gives a NumPy
         result; an array of the active backend gives one of the same backend.
         ``verbose`` is accepted for code written for Keras; predict shows no progress.
+        An unbuilt model without a declared input shape is built from ``x``.
         """
         batch_size = D.check_batch_size(batch_size)
-        self._ensure_built()
-        x = D.as_data(x, self.backend)
+        self._require_layers("predict")
+        x = D.as_data(x, self.backend if self.built else B.current())
         D.check_xy(x, None)
+        self._ensure_built(x)
         if tuple(x.shape[1:]) != self.input_shape:
             self._raise_shape(x.shape)
         slices = D.batch_slices(D.num_rows(x), batch_size)
@@ -271,18 +314,24 @@ class Sequential:
         return values[0] if len(values) == 1 else values
 
     # -- parameters ---------------------------------------------------------------------
-    def get_params(self) -> dict:
-        """The trainable arrays as ``{"<layer>/<name>": array}`` (no copies)."""
-        return {key: layer.params[name] for key, layer, name in self._slots}
+    def get_params(self, trainable_only=False) -> dict:
+        """The parameter arrays as ``{"<layer>/<name>": array}`` (no copies).
+
+        With ``trainable_only``, those of the layers not frozen (``trainable``) when the
+        model was built or last started ``fit``.
+        """
+        slots = self._train_slots if trainable_only else self._slots
+        return {key: layer.params[name] for key, layer, name in slots}
 
     def set_params(self, params: dict) -> None:
-        """Rebind every trainable array from ``params`` (same keys as :meth:`get_params`)."""
+        """Rebind the parameter arrays named in ``params`` (keys as :meth:`get_params`)."""
         for key, layer, name in self._slots:
-            layer.params[name] = params[key]
+            if key in params:
+                layer.params[name] = params[key]
 
     def get_grads(self) -> dict:
-        """The gradients of the last backward pass, keyed as :meth:`get_params`."""
-        return {key: layer.grads[name] for key, layer, name in self._slots}
+        """The gradients of the last backward pass, keyed as ``get_params(trainable_only=True)``."""
+        return {key: layer.grads[name] for key, layer, name in self._train_slots}
 
     def get_weights(self) -> list:
         """Every layer's parameters then state, as NumPy arrays, in layer order (W, b ...)."""
@@ -304,21 +353,32 @@ class Sequential:
             store[key] = B.asarray(B.to_numpy(w), dtype=self.dtype_name, backend=self.backend)
 
     def count_params(self) -> int:
+        """The number of scalars in every layer's parameters and state (Keras' total)."""
         self._ensure_built()
-        return sum(l.count_params() for l in self.layers)
+        return sum(_size(l.params) + _size(l.state) for l in self.layers)
 
     def summary(self, print_fn=print) -> str:
-        """Print (and return) a table of layers, output shapes and parameter counts."""
+        """Print (and return) a table of layers, output shapes and parameter counts.
+
+        As Keras: "Trainable params" are the parameters of the layers whose ``trainable``
+        is True; "Non-trainable params" are the state (BatchNormalization's running
+        statistics) and the parameters of frozen layers.
+        """
+        self._require_layers("summarise itself")
         self._ensure_built()
-        rows = [(f"{l.name} ({type(l).__name__})", str((None, *s)), f"{l.count_params():,}")
+        rows = [(f"{l.name} ({type(l).__name__})", str((None, *s)),
+                 f"{_size(l.params) + _size(l.state):,}")
                 for l, s in zip(self.layers, self.output_shapes)]
+        trainable = sum(_size(l.params) for l in self.layers if getattr(l, "trainable", True))
         widths = [max(len(h), *(len(r[i]) for r in rows)) + 2
                   for i, h in enumerate(("Layer (type)", "Output Shape", "Param #"))]
         line = "".join(h.ljust(w) for h, w in zip(("Layer (type)", "Output Shape", "Param #"), widths))
         rule = "=" * len(line)
         text = [f'Model: "{self.name}"  (backend: {self.backend.name}, {self.dtype_name})', rule, line, rule]
         text += ["".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
-        text += [rule, f"Total params: {self.count_params():,}", rule]
+        total = self.count_params()
+        text += [rule, f"Total params: {total:,}", f"Trainable params: {trainable:,}",
+                 f"Non-trainable params: {total - trainable:,}", rule]
         out = "\n".join(text)
         if print_fn is not None:
             print_fn(out)
@@ -374,6 +434,67 @@ class Sequential:
 def _map_state(state, fn):
     return {"step": state["step"],
             "slots": {k: {s: fn(v) for s, v in slots.items()} for k, slots in state["slots"].items()}}
+
+
+def _size(arrays: dict) -> int:
+    total = 0
+    for a in arrays.values():
+        n = 1
+        for d in a.shape:
+            n *= int(d)
+        total += n
+    return total
+
+
+def _built_arrays(layer, input_shape):
+    """The parameters and state of ``layer`` if it is built for ``input_shape``, else None."""
+    if not layer.built or layer.input_shape is None or tuple(layer.input_shape) != input_shape:
+        return None
+    if not layer.params and not layer.state:
+        return None
+    return dict(layer.params), dict(layer.state)
+
+
+def _restore_arrays(layer, kept, backend, dtype):
+    """Put back what :func:`_built_arrays` kept where ``build`` made arrays of the same
+    shapes (moved to the backend and dtype of the build)."""
+    if kept is None:
+        return
+    for store, old in zip((layer.params, layer.state), kept):
+        if set(old) != set(store) or any(old[k].shape != store[k].shape for k in store):
+            return
+    for store, old in zip((layer.params, layer.state), kept):
+        for k, fresh in store.items():
+            a = old[k]
+            if type(a) is not type(fresh) or a.dtype != fresh.dtype:
+                a = B.asarray(B.to_numpy(a), dtype=dtype, backend=backend)
+            store[k] = a
+
+
+class _FrozenNormalization:
+    """A frozen BatchNormalization in a training pass: the inference-mode formula (running
+    statistics, as Keras), and its backward pass, ``dx = gamma * dout / sqrt(var + eps)``.
+    Nothing of the layer changes."""
+
+    def __init__(self, layer):
+        self.layer = layer
+
+    def forward(self, x, training=True):
+        l = self.layer
+        xp = l.xp
+        self.x_shape = x.shape
+        if x.ndim != 2:
+            x = xp.reshape(x, (x.shape[0], -1))
+        self.std = xp.sqrt(l.state["running_var"] + l.epsilon)
+        out = l.params["gamma"] * ((x - l.state["running_mean"]) / self.std) + l.params["beta"]
+        return out if len(self.x_shape) == 2 else xp.reshape(out, self.x_shape)
+
+    def backward(self, dout):
+        xp = self.layer.xp
+        if dout.ndim != 2:
+            dout = xp.reshape(dout, (dout.shape[0], -1))
+        dx = self.layer.params["gamma"] * dout / self.std
+        return dx if len(self.x_shape) == 2 else xp.reshape(dx, self.x_shape)
 
 
 def _first_affine(layers):

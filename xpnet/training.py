@@ -22,7 +22,8 @@ def forward_backward(model, params: dict, x, y):
     model : xpnet.Sequential
         A built, compiled model (its layers do the computing).
     params : dict
-        ``{"<layer>/<name>": array}`` as :meth:`Sequential.get_params` gives.
+        ``{"<layer>/<name>": array}`` as ``model.get_params(trainable_only=True)`` gives
+        (the parameters of frozen layers stay as they are in the model).
     x, y : arrays of the model's backend
         One batch of inputs and targets.
 
@@ -33,7 +34,7 @@ def forward_backward(model, params: dict, x, y):
     y_pred : array
         The model's output for ``x`` (training mode).
     grads : dict
-        ``{"<layer>/<name>": d loss / d param}``, same keys as ``params``.
+        ``{"<layer>/<name>": d loss / d param}`` for the trainable parameters.
     """
     model.set_params(params)
     y_pred = model.forward(x, training=True)

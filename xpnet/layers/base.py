@@ -9,6 +9,9 @@ to the input, leaving the gradients of the layer's parameters in ``grads``.
   written in place, so backends with immutable arrays work.
 - ``grads``: the gradients of ``params`` from the last ``backward``, same names.
 - ``state``: non-trainable arrays (BatchNormalization's running statistics).
+- ``trainable``: set it to False to freeze the layer (as in Keras): ``fit`` leaves its
+  ``params`` as they are, and a frozen BatchNormalization runs in inference mode (its
+  running statistics stay too). Read at the start of each ``fit``.
 - ``xp``: the array namespace, bound when the layer is built (or from the first input
   when a layer is used on its own).
 """
@@ -38,6 +41,7 @@ class Layer:
         self.xp = None
         self.built = False
         self.need_input_grad = True
+        self.trainable = True
 
     # -- building ---------------------------------------------------------------------
     def build(self, input_shape, *, xp, device=None, dtype=None, rng=None):
