@@ -236,3 +236,12 @@ def test_help_describes_the_commands_in_plain_words(capsys):
     out = capsys.readouterr().out
     assert "``" not in out
     assert "xpnet bench runs the benchmark suite (in a source checkout)." in " ".join(out.split())
+
+
+@pytest.mark.parametrize("var, value", [("XPNET_FLOATX", "bf16"), ("XPNET_BACKEND", "bogus")])
+def test_info_with_a_bad_variable_is_one_message(var, value):
+    res = subprocess.run([sys.executable, "-m", "xpnet", "info"], capture_output=True, text=True,
+                         env=dict(os.environ, **{var: value}), cwd=REPO)
+    assert res.returncode == 2
+    assert "Traceback" not in res.stderr
+    assert "xpnet: error: " in res.stderr and var in res.stderr and value in res.stderr

@@ -307,8 +307,13 @@ def run_info(args) -> int:
     print("packages:")
     for dist, version in _versions():
         print(f"  {dist:<18} {version}")
-    name, why = resolve_backend(None)
-    print(f"active backend: {name} ({why}); float type {B.get_floatx()}")
+    try:
+        B.get_backend()  # raises for an unknown XPNET_BACKEND
+        name, why = resolve_backend(None)
+        floatx = B.get_floatx()
+    except ValueError as exc:  # a bad XPNET_BACKEND / XPNET_FLOATX: one message, no traceback
+        return _fail(str(exc))
+    print(f"active backend: {name} ({why}); float type {floatx}")
     print("backends:")
     for backend_name in B.BACKENDS:
         try:
