@@ -131,9 +131,14 @@ class Momentum(Optimizer):
 
 
 class Nesterov(Optimizer):
-    """Nesterov's accelerated gradient in the book's form:
-    ``v = m*v - lr*g; W += m*m*v - (1 + m)*lr*g``. Sutskever et al. 2013,
-    https://proceedings.mlr.press/v28/sutskever13.html."""
+    """Nesterov's accelerated gradient in the book's form: the weights move with the
+    *previous* velocity, then the velocity is updated,
+    ``W += m*m*v - (1 + m)*lr*g; v = m*v - lr*g``.
+
+    This is PyTorch's ``SGD(momentum=m, nesterov=True)`` step for step, with
+    ``v = -lr * momentum_buffer``. Sutskever et al. 2013,
+    https://proceedings.mlr.press/v28/sutskever13.html; Bengio et al. 2012,
+    https://arxiv.org/abs/1212.0901 (the look-ahead reparametrisation)."""
 
     slots = ("v",)
 
@@ -142,9 +147,13 @@ class Nesterov(Optimizer):
         self.momentum = self._fraction(momentum, "momentum")
 
     def update_one(self, p, g, slots, step):
-        m = self.momentum
-        v = m * slots["v"] - self.lr * g
-        return p + (m * m) * v - ((1 + m) * self.lr) * g, {"v": v}
+        m, v_old = self.momentum, slots["v"]
+        new = g * (-(1 + m) * self.lr)
+        new += (m * m) * v_old
+        new += p
+        v = g * -self.lr
+        v += m * v_old
+        return new, {"v": v}
 
 
 class AdaGrad(Optimizer):
