@@ -10,7 +10,10 @@ from __future__ import annotations
 import math
 import numbers
 
-from numpy.random import Generator  # the host generator xpnet draws weights from
+from .backend import host_rng
+
+#: the class of xpnet's host generator (``numpy.random.Generator``), via the backend module
+_GENERATOR = type(host_rng(0))
 
 __all__ = ["InvalidParameterError", "positive_int", "shape_of_positive_ints", "real",
            "in_range", "positive_float", "non_negative_float", "check_seed"]
@@ -95,13 +98,13 @@ def check_seed(value, name: str, *, generator: bool = False):
     (an int as a Python ``int``)."""
     if value is None:
         return None
-    if generator and isinstance(value, Generator):
+    if generator and isinstance(value, _GENERATOR):
         return value
     if _is_int(value) and 0 <= value < SEED_LIMIT:
         return int(value)
     if generator:
         accepted = "None, an int in [0, 2**64) or a numpy.random.Generator"
-    elif isinstance(value, Generator):
+    elif isinstance(value, _GENERATOR):
         accepted = "None or an int in [0, 2**64), not a generator (give an int)"
     else:
         accepted = "None or an int in [0, 2**64)"
