@@ -15,8 +15,8 @@ from .backend import host_rng
 #: the class of xpnet's host generator (``numpy.random.Generator``), via the backend module
 _GENERATOR = type(host_rng(0))
 
-__all__ = ["InvalidParameterError", "positive_int", "shape_of_positive_ints", "real",
-           "in_range", "positive_float", "non_negative_float", "check_seed"]
+__all__ = ["InvalidParameterError", "positive_int", "shape_of_positive_ints", "in_range",
+           "positive_float", "non_negative_float", "check_seed"]
 
 #: seeds go to NumPy's SeedSequence and to torch's ``Generator.manual_seed`` (64 bits)
 SEED_LIMIT = 2**64
@@ -56,13 +56,6 @@ def shape_of_positive_ints(value, name: str) -> tuple:
                 f"features), got {value!r}")
         dims.append(int(d))
     return tuple(dims)
-
-
-def real(value, name: str) -> float:
-    """``value`` as a finite ``float`` (Python or NumPy real; not a bool, NaN or inf)."""
-    if not _is_real(value) or not math.isfinite(value):
-        raise InvalidParameterError(f"{name} needs a finite number, got {value!r}")
-    return float(value)
 
 
 def in_range(value, name: str, lo: float, hi: float, *, lo_open=False, hi_open=False) -> float:
