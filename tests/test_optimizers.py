@@ -40,13 +40,14 @@ def _momentum(lr, m):
 
 
 def _nesterov(lr, m):
+    # the book's common/optimizer.py: the weights move with the old v, then v is updated
     p, v = P0.copy(), np.zeros(3)
     out = []
     for g in (G1, G2):
-        v *= m
-        v -= lr * g
         p += m * m * v
         p -= (1 + m) * lr * g
+        v *= m
+        v -= lr * g
         out.append(p.copy())
     return out
 

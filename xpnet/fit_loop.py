@@ -13,6 +13,7 @@ import warnings
 
 from . import backend as B
 from . import data as D
+from ._validate import check_seed
 from .callbacks import Callback
 from .history import History
 from .training import train_step
@@ -94,6 +95,7 @@ def run_fit(model, x, y, *, epochs=1, batch_size=32, validation_data=None, valid
     The layers' ``trainable`` flags are read here, once: frozen layers are not updated.
     """
     model._require_layers("fit")
+    seed = check_seed(seed, "fit(seed)")
     batch_size = D.check_batch_size(batch_size)
     _check_fit_args(epochs, validation_split, initial_epoch, verbose)
     epochs, initial_epoch = int(epochs), int(initial_epoch)

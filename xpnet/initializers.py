@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import math
 
-from .backend import host_cast, host_full
+from . import _validate as V
+from .backend import host_cast, host_full, host_rng
 
 __all__ = ["initialize", "INITIALIZERS"]
 
@@ -31,7 +32,11 @@ def _fans(shape):
 
 
 def initialize(spec, shape, rng, dtype="float32"):
-    """A host array of ``shape`` drawn as ``spec`` says (see the module docstring)."""
+    """A host array of ``shape`` drawn as ``spec`` says (see the module docstring).
+
+    ``rng`` is a ``numpy.random.Generator`` or a seed for one (an int in [0, 2**64)).
+    """
+    rng = host_rng(V.check_seed(rng, "initialize(rng)", generator=True))
     shape = tuple(int(d) for d in shape)
     fan_in, fan_out = _fans(shape)
     if isinstance(spec, bool) or spec is None:

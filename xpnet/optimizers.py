@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 
 from array_api_compat import array_namespace
+
+from . import _validate as V
 from ._registry import resolve
 
 __all__ = ["Optimizer", "SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam",
@@ -33,13 +35,17 @@ class Optimizer:
     slots: tuple = ()
 
     def __init__(self, lr=0.01, weight_decay=0.0):
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
-            raise ValueError(f"{type(self).__name__}(lr) needs a positive number, got {lr!r}")
-        if not weight_decay >= 0:
-            raise ValueError(f"weight_decay needs to be >= 0, got {weight_decay!r}")
-        self.lr = float(lr)
-        self.weight_decay = float(weight_decay)
+        self.lr = V.positive_float(lr, self._arg("lr"))
+        self.weight_decay = V.non_negative_float(weight_decay, self._arg("weight_decay"))
         self.state = None
+
+    def _arg(self, name):
+        return f"{type(self).__name__}({name})"
+
+    def _fraction(self, value, name):
+        """A decay factor (momentum, beta, decay rate) in [0, 1): at 1 or above the state
+        never forgets and grows without bound; NaN poisons every weight."""
+        return V.in_range(value, self._arg(name), 0.0, 1.0, hi_open=True)
 
     # -- the pure interface -------------------------------------------------------------
     def init_state(self, params: dict) -> dict:
@@ -116,7 +122,7 @@ class Momentum(Optimizer):
 
     def __init__(self, lr=0.01, momentum=0.9, weight_decay=0.0):
         super().__init__(lr, weight_decay)
-        self.momentum = float(momentum)
+        self.momentum = self._fraction(momentum, "momentum")
 
     def update_one(self, p, g, slots, step):
         v = g * -self.lr
@@ -125,20 +131,29 @@ class Momentum(Optimizer):
 
 
 class Nesterov(Optimizer):
-    """Nesterov's accelerated gradient in the book's form:
-    ``v = m*v - lr*g; W += m*m*v - (1 + m)*lr*g``. Sutskever et al. 2013,
-    https://proceedings.mlr.press/v28/sutskever13.html."""
+    """Nesterov's accelerated gradient in the book's form: the weights move with the
+    *previous* velocity, then the velocity is updated,
+    ``W += m*m*v - (1 + m)*lr*g; v = m*v - lr*g``.
+
+    This is PyTorch's ``SGD(momentum=m, nesterov=True)`` step for step, with
+    ``v = -lr * momentum_buffer``. Sutskever et al. 2013,
+    https://proceedings.mlr.press/v28/sutskever13.html; Bengio et al. 2012,
+    https://arxiv.org/abs/1212.0901 (the look-ahead reparametrisation)."""
 
     slots = ("v",)
 
     def __init__(self, lr=0.01, momentum=0.9, weight_decay=0.0):
         super().__init__(lr, weight_decay)
-        self.momentum = float(momentum)
+        self.momentum = self._fraction(momentum, "momentum")
 
     def update_one(self, p, g, slots, step):
-        m = self.momentum
-        v = m * slots["v"] - self.lr * g
-        return p + (m * m) * v - ((1 + m) * self.lr) * g, {"v": v}
+        m, v_old = self.momentum, slots["v"]
+        new = g * (-(1 + m) * self.lr)
+        new += (m * m) * v_old
+        new += p
+        v = g * -self.lr
+        v += m * v_old
+        return new, {"v": v}
 
 
 class AdaGrad(Optimizer):
@@ -164,7 +179,7 @@ class RMSprop(Optimizer):
 
     def __init__(self, lr=0.01, decay_rate=0.99, weight_decay=0.0):
         super().__init__(lr, weight_decay)
-        self.decay_rate = float(decay_rate)
+        self.decay_rate = self._fraction(decay_rate, "decay_rate")
 
     def update_one(self, p, g, slots, step):
         d = self.decay_rate
@@ -183,8 +198,8 @@ class Adam(Optimizer):
 
     def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, weight_decay=0.0):
         super().__init__(lr, weight_decay)
-        self.beta1 = float(beta1)
-        self.beta2 = float(beta2)
+        self.beta1 = self._fraction(beta1, "beta1")
+        self.beta2 = self._fraction(beta2, "beta2")
 
     def update_one(self, p, g, slots, step):
         b1, b2 = self.beta1, self.beta2

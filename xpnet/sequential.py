@@ -15,6 +15,7 @@ import re
 from . import backend as B
 from . import data as D
 from . import checkpoint as _ckpt
+from ._validate import check_seed
 from .fit_loop import run_evaluate, run_fit
 from .layers.affine import Affine, Dense
 from .layers.base import Layer
@@ -48,7 +49,7 @@ class Sequential:
     def __init__(self, layers=None, seed=None, dtype=None, name="sequential"):
         self.layers: list[Layer] = []
         self.name = name
-        self.seed = seed
+        self.seed = check_seed(seed, "Sequential(seed)")
         self.dtype = dtype
         self.backend = None
         self.built = False

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from array_api_compat import array_namespace
 
+from .. import _validate as V
 from .. import backend as _backend
 from ..initializers import initialize
 from .activations import get_activation
@@ -28,6 +29,11 @@ class Affine(Layer):
         super().__init__(name=name, input_shape=input_shape, input_dim=input_dim)
         if W is not None:
             self.xp = array_namespace(W) if b is None else array_namespace(W, b)
+            if W.ndim != 2 or (b is not None and tuple(b.shape) != (W.shape[1],)):
+                raise ValueError(
+                    f"Affine(W, b) needs a 2-D W of shape (inputs, outputs) and a b of shape "
+                    f"(outputs,), got W {tuple(W.shape)} and b "
+                    f"{None if b is None else tuple(b.shape)}")
             self.params["W"] = W
             if b is not None:
                 self.params["b"] = b
@@ -99,8 +105,7 @@ class Dense(Affine):
 
     def __init__(self, units, activation=None, input_dim=None, input_shape=None,
                  kernel_initializer="glorot_uniform", use_bias=True, name=None):
-        if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
-            raise ValueError(f"Dense(units) needs a positive int, got {units!r}")
+        units = V.positive_int(units, "Dense(units)")
         super().__init__(name=name, input_shape=input_shape, input_dim=input_dim)
         self.units = units
         self.activation = get_activation(activation)

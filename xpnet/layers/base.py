@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from array_api_compat import array_namespace
 
+from .. import _validate as V
+
 __all__ = ["Layer"]
 
 
@@ -31,10 +33,13 @@ class Layer:
     reshapes_only = False
 
     def __init__(self, name: str | None = None, input_shape=None, input_dim: int | None = None):
+        who = type(self).__name__
         if input_dim is not None:
-            input_shape = (int(input_dim),)
+            input_shape = (V.positive_int(input_dim, f"{who}(input_dim)"),)
+        elif input_shape is not None:
+            input_shape = V.shape_of_positive_ints(input_shape, f"{who}(input_shape)")
         self.name = name
-        self.input_shape = tuple(int(d) for d in input_shape) if input_shape is not None else None
+        self.input_shape = input_shape
         self.params: dict = {}
         self.grads: dict = {}
         self.state: dict = {}

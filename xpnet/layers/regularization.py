@@ -1,6 +1,11 @@
 """Dropout and BatchNormalization (the book, chapter 6)."""
 from __future__ import annotations
 
+import warnings
+
+from array_api_compat import device as _device
+
+from .. import _validate as V
 from .. import backend as _backend
 from .base import Layer
 
@@ -12,16 +17,14 @@ class Dropout(Layer):
     the rest by ``1 / (1 - rate)``; in inference, the identity.
 
     Srivastava et al. 2014, https://jmlr.org/papers/v15/srivastava14a.html.
-    Masks come from a :class:`xpnet.backend.DeviceRNG` seeded from ``seed`` (or from the
-    model's generator when the layer is built in a model).
+    Masks come from a :class:`xpnet.backend.DeviceRNG` seeded from ``seed`` (an int in
+    [0, 2**64), or None: drawn from the model's generator when the layer is built in a model).
     """
 
     def __init__(self, rate=0.5, seed=None, name=None, input_shape=None):
         super().__init__(name=name, input_shape=input_shape)
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
-            raise ValueError(f"Dropout(rate) needs 0 <= rate < 1, got {rate!r}")
-        self.rate = float(rate)
-        self.seed = seed
+        self.rate = V.in_range(rate, "Dropout(rate)", 0.0, 1.0, hi_open=True)
+        self.seed = V.check_seed(seed, "Dropout(seed)")
         self.rng = None
         self.mask = None
 
@@ -57,16 +60,39 @@ class Dropout(Layer):
 class BatchNormalization(Layer):
     """Normalise each feature over the batch, then scale by ``gamma`` and shift by ``beta``.
 
-    Training uses the batch's mean and variance and updates running averages
+    Training uses the batch's mean and (biased) variance and updates running averages
     (``running = momentum * running + (1 - momentum) * batch``); inference uses the
     running averages. N-D input is normalised per flattened feature, as in the book.
     Ioffe & Szegedy 2015, https://arxiv.org/abs/1502.03167.
+
+    Parameters
+    ----------
+    momentum : float in [0, 1]
+        Weight of the old running statistics; 0.9 as in the book (Keras: 0.99).
+    epsilon : float > 0
+        Added to the variance before the square root. The default 1e-5 (PyTorch's) is
+        unlike the book (``10e-7``, i.e. 1e-6) and Keras (1e-3).
+    moving_variance_initializer : {"ones", "zeros"}
+        Where the running variance starts: "ones" as in Keras and PyTorch, unlike the
+        book, which starts it at zeros (:class:`~xpnet.models.MultiLayerNet` passes
+        "zeros" and ``epsilon=1e-6`` to follow the book). The running mean starts at zeros.
+
+    Training on a batch of one row normalises every feature to 0 (the variance of one
+    row is 0): the layer warns once (PyTorch refuses such a batch).
     """
 
-    def __init__(self, momentum=0.9, epsilon=1e-5, name=None, input_shape=None):
+    _warned_one_row = False  # set on the instance by the first warning
+
+    def __init__(self, momentum=0.9, epsilon=1e-5, moving_variance_initializer="ones",
+                 name=None, input_shape=None):
         super().__init__(name=name, input_shape=input_shape)
-        self.momentum = float(momentum)
-        self.epsilon = float(epsilon)
+        self.momentum = V.in_range(momentum, "BatchNormalization(momentum)", 0.0, 1.0)
+        self.epsilon = V.positive_float(epsilon, "BatchNormalization(epsilon)")
+        if moving_variance_initializer not in ("ones", "zeros"):
+            raise V.InvalidParameterError(
+                "BatchNormalization(moving_variance_initializer) needs 'ones' (Keras) or "
+                f"'zeros' (the book), got {moving_variance_initializer!r}")
+        self.moving_variance_initializer = moving_variance_initializer
 
     def build(self, input_shape, *, xp, device=None, dtype="float32", rng=None):
         n = 1
@@ -76,13 +102,14 @@ class BatchNormalization(Layer):
         self.params["gamma"] = xp.ones((n,), dtype=dt, device=device)
         self.params["beta"] = xp.zeros((n,), dtype=dt, device=device)
         self.state["running_mean"] = xp.zeros((n,), dtype=dt, device=device)
-        self.state["running_var"] = xp.ones((n,), dtype=dt, device=device)
+        start = xp.ones if self.moving_variance_initializer == "ones" else xp.zeros
+        self.state["running_var"] = start((n,), dtype=dt, device=device)
         return super().build(input_shape, xp=xp)
 
     def _ensure_params(self, x, xp):
         if "gamma" not in self.params:  # used on its own, without a model
             shape = tuple(x.shape[1:])
-            self.build(shape, xp=xp, device=x.device,
+            self.build(shape, xp=xp, device=_device(x),
                        dtype="float64" if x.dtype == xp.float64 else "float32")
 
     def forward(self, x, training=True):
@@ -93,6 +120,8 @@ class BatchNormalization(Layer):
             x = xp.reshape(x, (x.shape[0], -1))
         gamma, beta = self.params["gamma"], self.params["beta"]
         if training:
+            if x.shape[0] == 1 and not self._warned_one_row:
+                self._warn_one_row()
             mu = xp.mean(x, axis=0)
             xc = x - mu
             var = xp.mean(xc * xc, axis=0)
@@ -107,11 +136,19 @@ class BatchNormalization(Layer):
         out = gamma * xn + beta
         return out if len(self.x_shape) == 2 else xp.reshape(out, self.x_shape)
 
+    def _warn_one_row(self):
+        self._warned_one_row = True
+        who = f"layer {self.name!r}" if self.name else "a layer"
+        warnings.warn(
+            f"BatchNormalization {who} is training on a batch of 1 row: the batch "
+            "variance of one row is 0, so every feature normalises to 0 and the running "
+            "variance is pulled toward 0; use a batch_size of 2 or more (and one that does "
+            "not leave a last batch of 1 row)", RuntimeWarning, stacklevel=3)
+
     def backward(self, dout):
         xp = self.xp
         if dout.ndim != 2:
             dout = xp.reshape(dout, (dout.shape[0], -1))
-        n = dout.shape[0]
         xn, xc, std = self.xn, self.xc, self.std
         self.grads["beta"] = xp.sum(dout, axis=0)
         self.grads["gamma"] = xp.sum(xn * dout, axis=0)
@@ -121,4 +158,5 @@ class BatchNormalization(Layer):
         return dx if len(self.x_shape) == 2 else xp.reshape(dx, self.x_shape)
 
     def get_config(self):
-        return {"name": self.name, "momentum": self.momentum, "epsilon": self.epsilon}
+        return {"name": self.name, "momentum": self.momentum, "epsilon": self.epsilon,
+                "moving_variance_initializer": self.moving_variance_initializer}

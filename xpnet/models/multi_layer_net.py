@@ -7,8 +7,9 @@ optional L2 weight decay. Without batch normalisation and dropout it is the book
 """
 from __future__ import annotations
 
+from .. import _validate as V
 from ..layers import Affine, BatchNormalization, Dropout, get_activation
-from .two_layer_net import _BookNet, _check_size
+from .two_layer_net import _BookNet
 
 __all__ = ["MultiLayerNet"]
 
@@ -42,7 +43,9 @@ class MultiLayerNet(_BookNet):
         time): the same network in expectation.
     use_batchnorm : bool
         Add BatchNormalization after each hidden Affine, with ``"gamma<i>"`` (ones) and
-        ``"beta<i>"`` (zeros) in ``params``.
+        ``"beta<i>"`` (zeros) in ``params``, set as the book's layer is: momentum 0.9,
+        epsilon ``10e-7`` (1e-6), running mean and variance starting at zeros (the
+        Keras-style default starts the variance at ones and uses epsilon 1e-5).
     seed : int or numpy.random.Generator, optional
         Seed of the one host generator all weights are drawn from (then the dropout seeds):
         the same seed gives bit-identical weights on every backend.
@@ -53,15 +56,22 @@ class MultiLayerNet(_BookNet):
     def __init__(self, input_size, hidden_size_list, output_size, activation="relu",
                  weight_init_std="relu", weight_decay_lambda=0, use_dropout=False,
                  dropout_ratio=0.5, use_batchnorm=False, seed=None, dtype=None):
+        V.check_seed(seed, "MultiLayerNet(seed)", generator=True)
         super().__init__(seed=seed, dtype=dtype)
-        self.input_size = _check_size("input_size", input_size)
-        self.output_size = _check_size("output_size", output_size)
-        self.hidden_size_list = [_check_size("hidden_size_list[i]", h) for h in hidden_size_list]
+        self.input_size = V.positive_int(input_size, "MultiLayerNet(input_size)")
+        self.output_size = V.positive_int(output_size, "MultiLayerNet(output_size)")
+        if not isinstance(hidden_size_list, (list, tuple)):
+            raise V.InvalidParameterError(
+                f"MultiLayerNet(hidden_size_list) needs a list of ints such as [100, 100], "
+                f"got {hidden_size_list!r}")
+        self.hidden_size_list = [V.positive_int(h, f"MultiLayerNet(hidden_size_list[{i}])")
+                                 for i, h in enumerate(hidden_size_list)]
         self.hidden_layer_num = len(self.hidden_size_list)
-        if not weight_decay_lambda >= 0:
-            raise ValueError(f"weight_decay_lambda needs to be >= 0, got {weight_decay_lambda!r}")
-        self.weight_decay_lambda = float(weight_decay_lambda)
+        self.weight_decay_lambda = V.non_negative_float(
+            weight_decay_lambda, "MultiLayerNet(weight_decay_lambda)")
         self.use_dropout = bool(use_dropout)
+        if self.use_dropout:
+            V.in_range(dropout_ratio, "MultiLayerNet(dropout_ratio)", 0.0, 1.0, hi_open=True)
         self.use_batchnorm = bool(use_batchnorm)
         if isinstance(weight_init_std, str) and weight_init_std.lower() not in _WEIGHT_INIT_NAMES:
             raise ValueError(f"weight_init_std is a float or one of {_WEIGHT_INIT_NAMES}, "
@@ -83,7 +93,9 @@ class MultiLayerNet(_BookNet):
             if self.use_batchnorm:
                 self._add_param(f"gamma{idx}", "ones", (sizes[idx],))
                 self._add_param(f"beta{idx}", "zeros", (sizes[idx],))
-                bn = BatchNormalization()
+                bn = BatchNormalization(momentum=0.9, epsilon=10e-7,  # the book's values
+                                        moving_variance_initializer="zeros",
+                                        name=f"BatchNorm{idx}")
                 bn.build((sizes[idx],), xp=self.xp, device=self.backend.device,
                          dtype=self.dtype_name)
                 self._add_layer(f"BatchNorm{idx}", bn, gamma=f"gamma{idx}", beta=f"beta{idx}")
