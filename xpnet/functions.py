@@ -172,21 +172,24 @@ def _one_hot(labels, num_classes, dtype, xp):
 def _check_labels(labels, num_classes, name, classes, xp=None):
     """Raise unless ``labels`` are whole numbers in ``0..num_classes-1`` (a host read).
 
-    ``classes`` completes the message: what says how many classes there are.
+    ``classes`` completes the message: what says how many classes there are. Two
+    reductions for int64/int32/uint8 labels (the book's networks call this every step).
     """
     xp = _ns(labels, xp)
-    if not xp.isdtype(labels.dtype, ("integral", "real floating", "bool")):
-        raise TypeError(f"{name} must hold integer class labels, got dtype {labels.dtype}")
+    dtype = labels.dtype
+    if not (dtype == xp.int64 or dtype == xp.int32 or dtype == xp.uint8):
+        if not xp.isdtype(dtype, ("integral", "real floating", "bool")):
+            raise TypeError(f"{name} must hold integer class labels, got dtype {dtype}")
+        if xp.isdtype(dtype, "bool"):
+            labels = xp.astype(labels, xp.int64)
+        elif xp.isdtype(dtype, "real floating") and not bool(xp.all(labels == xp.round(labels))):
+            raise ValueError(f"{name} holds non-integer values, but class labels are whole numbers")
     if 0 in tuple(labels.shape):  # no labels, nothing to check
         return
-    if xp.isdtype(labels.dtype, "bool"):
-        labels = xp.astype(labels, xp.int64)
-    if xp.isdtype(labels.dtype, "real floating") and not bool(xp.all(labels == xp.round(labels))):
-        raise ValueError(f"{name} holds non-integer values, but class labels are whole numbers")
-    lo, hi = float(xp.min(labels)), float(xp.max(labels))
+    lo, hi = xp.min(labels), xp.max(labels)
     if lo < 0 or hi >= num_classes:
         raise ValueError(
-            f"{name} holds labels from {lo:g} to {hi:g}, but {classes} "
+            f"{name} holds labels from {float(lo):g} to {float(hi):g}, but {classes} "
             f"(labels must be 0..{num_classes - 1})"
         )
 
