@@ -412,3 +412,20 @@ def test_integer_input_is_cast_to_the_default_float(backend, xp, to_xp, name):
     np.testing.assert_array_equal(_np(got), _np(want))
     with_bool = fn(to_xp(ints > 0))
     assert with_bool.dtype == default
+
+
+@pytest.mark.parametrize("loss", ["sparse", "categorical", "binary"])
+def test_from_logits_losses_do_not_read_the_host(loss):
+    """The per-batch calls (value_and_grad in a step, value in evaluate) on meta tensors,
+    which raise on any read back to the host."""
+    torch = _torch()
+    z = torch.empty((8, 3), device="meta")
+    made = {"sparse": (L.SparseCategoricalCrossentropy(from_logits=True),
+                       torch.empty((8,), dtype=torch.int64, device="meta")),
+            "categorical": (L.CategoricalCrossentropy(from_logits=True), torch.empty_like(z)),
+            "binary": (L.BinaryCrossentropy(from_logits=True), torch.empty_like(z))}
+    fn, t = made[loss]
+    with xn.use_backend("torch"):
+        value, grad = fn.value_and_grad(z, t)
+        assert value.device.type == "meta" and grad.shape == z.shape
+        assert fn.value(z, t).device.type == "meta"
