@@ -71,7 +71,7 @@ def test_grad_from_output_matches_softmax_backward(to_xp, loss_cls, sparse):
     labels = np.array([3, 0, 1, 1, 2])
     t = to_xp(labels, "int64") if sparse else to_xp(np.eye(4)[labels])
     loss = loss_cls()
-    assert loss.fused_activation == "softmax"
+    assert loss.fused_activation is Softmax
     softmax = Softmax()
     y = softmax.forward(z)
     _, grad_y = loss.value_and_grad(y, t)
@@ -86,7 +86,7 @@ def test_grad_from_output_matches_sigmoid_backward(to_xp):
     z = to_xp(_rng(7).normal(size=(6, 1)))
     t = to_xp(np.array([1.0, 0.0, 1.0, 1.0, 0.0, 0.0]))  # flat targets are reshaped
     loss = L.BinaryCrossentropy()
-    assert loss.fused_activation == "sigmoid"
+    assert loss.fused_activation is Sigmoid
     sigmoid = Sigmoid()
     y = sigmoid.forward(z)
     _, grad_y = loss.value_and_grad(y, t)

@@ -206,7 +206,10 @@ def preactivation_probe(x, backend, name="x", dtype=None):
 def check_targets(y, loss, output_shape, name="y"):
     """Targets that fit the loss and the model's output, else a ValueError that says why.
 
-    Returns the dtype name targets are moved with ("int64" for sparse labels).
+    The shape is checked here, the values by the loss (:meth:`xpnet.losses.Loss.check_targets`:
+    class labels in range, binary targets in [0, 1], categorical rows that sum to 1),
+    on the host, once per call of ``fit``/``evaluate``. Returns the dtype name targets
+    are moved with ("int64" for sparse labels).
     """
     units = output_shape[-1]
     host = B.to_numpy(y) if B._library_of(y) != "numpy" else y
@@ -216,21 +219,7 @@ def check_targets(y, loss, output_shape, name="y"):
                 f"{loss.name} takes integer class labels of shape (n,) or (n, 1); {name} has "
                 f"shape {tuple(host.shape)} (one-hot targets go with categorical_crossentropy)"
             )
-        if units < 2:
-            raise ValueError(
-                f"{loss.name} needs an output layer with one unit per class; the model's output "
-                f"has {units} unit(s) (use binary_crossentropy with a 1-unit sigmoid output)"
-            )
-        if host.dtype.kind == "f" and not (host == host.round()).all():
-            raise ValueError(f"{name} holds non-integer values, but {loss.name} takes class labels")
-        if host.dtype.kind not in "biuf":
-            raise TypeError(f"{name} must hold integer class labels, got dtype {host.dtype}")
-        lo, hi = host.min(), host.max()
-        if lo < 0 or hi >= units:
-            raise ValueError(
-                f"{name} holds labels from {lo:g} to {hi:g}, but the output layer has {units} "
-                f"units (labels must be 0..{units - 1})"
-            )
+        loss.check_targets(host, units, name)
         return "int64"
     want = tuple(output_shape)
     got = tuple(host.shape[1:])
@@ -243,6 +232,7 @@ def check_targets(y, loss, output_shape, name="y"):
             f"{name} has per-sample shape {got}, but the model outputs {want} per sample "
             f"for the loss {loss.name}{hint}"
         )
+    loss.check_targets(host, units, name)
     return None
 
 

@@ -257,7 +257,7 @@ def _evaluate_prepared(model, x, y, y_dtype, batch_size=32, verbose=0):
         xb = D.take_rows(x, slice(i, j), backend, dtype)
         yb = D.take_rows(y, slice(i, j), backend, y_dtype)
         y_pred = model.forward(xb, training=False)
-        losses.append(model.loss(y_pred, yb))
+        losses.append(model.loss.value(y_pred, yb))  # data checked up front
         for parts, metric in zip(metric_parts, model.metrics):
             parts.append(metric.batch_sum(y_pred, yb))
         if bar is not None:

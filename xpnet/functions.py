@@ -6,7 +6,7 @@ the namespace lookup on a hot path.
 """
 from __future__ import annotations
 
-from array_api_compat import array_namespace
+from array_api_compat import array_namespace, device
 
 from .backend import native_sigmoid as _native_sigmoid
 
@@ -14,6 +14,7 @@ __all__ = [
     "identity",
     "step_function",
     "sigmoid",
+    "log_sigmoid",
     "relu",
     "tanh",
     "softmax",
@@ -32,6 +33,18 @@ CE_EPS = 1e-7  # the book's guard against log(0)
 
 def _ns(x, xp):
     return xp if xp is not None else array_namespace(x)
+
+
+def _float(x, xp):
+    """``x`` itself if it is floating, else (integers, booleans) cast to the namespace's
+    default float type, as NumPy's and PyTorch's own ``exp`` do: the same answer on
+    every backend, where array-api-strict alone would refuse the integers."""
+    if x.dtype == xp.float32 or x.dtype == xp.float64 or xp.isdtype(x.dtype, "real floating"):
+        return x  # the first two tests are the common case and cost 60 ns, isdtype 1 us
+    if not xp.isdtype(x.dtype, ("integral", "bool")):
+        raise TypeError(f"expected an array of real numbers, got dtype {x.dtype}")
+    default = xp.__array_namespace_info__().default_dtypes(device=device(x))["real floating"]
+    return xp.astype(x, default)
 
 
 def identity(x, xp=None):
@@ -62,9 +75,11 @@ def sigmoid(x, xp=None, *, overwrite_x=False):
     will not read it again saves an allocation; ``x`` then holds ``x / 2``, or the result).
 
     Where the array library has a one-kernel sigmoid of its own (PyTorch), that is used
-    instead: see :func:`xpnet.backend.native_sigmoid`.
+    instead: see :func:`xpnet.backend.native_sigmoid`. Integer input is cast to the
+    default float type first (``overwrite_x`` then has no effect).
     """
     xp = _ns(x, xp)
+    x = _float(x, xp)
     native = _native_sigmoid(xp)
     if native is not None:
         return native(x, overwrite_x)
@@ -78,21 +93,31 @@ def sigmoid(x, xp=None, *, overwrite_x=False):
     return t
 
 
+def log_sigmoid(x, xp=None):
+    """``log(sigmoid(x))`` as ``min(x, 0) - log1p(exp(-|x|))``: finite and accurate for
+    any ``x`` (``log(sigmoid(-1000))`` is -1000, not ``log(0)``)."""
+    xp = _ns(x, xp)
+    x = _float(x, xp)
+    zero = xp.zeros((), dtype=x.dtype, device=device(x))
+    return xp.minimum(x, zero) - xp.log1p(xp.exp(-xp.abs(x)))
+
+
 def relu(x, xp=None):
     """``max(0, x)`` elementwise (NaN stays NaN, as ``np.maximum(0, x)`` in the book)."""
     xp = _ns(x, xp)
-    return xp.maximum(x, xp.zeros((), dtype=x.dtype, device=x.device))  # a 0-d zero broadcasts
+    return xp.maximum(x, xp.zeros((), dtype=x.dtype, device=device(x)))  # a 0-d zero broadcasts
 
 
 def tanh(x, xp=None):
-    """Hyperbolic tangent."""
+    """Hyperbolic tangent (integers are cast to the default float type)."""
     xp = _ns(x, xp)
-    return xp.tanh(x)
+    return xp.tanh(_float(x, xp))
 
 
 def logsumexp(x, axis=-1, keepdims=False, xp=None):
     """``log(sum(exp(x), axis))``, computed stably by subtracting the maximum."""
     xp = _ns(x, xp)
+    x = _float(x, xp)
     m = xp.max(x, axis=axis, keepdims=True)
     out = xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True)) + m
     return out if keepdims else xp.squeeze(out, axis=axis)
@@ -102,9 +127,11 @@ def softmax(x, axis=-1, xp=None, *, overwrite_x=False):
     """Softmax along ``axis`` (any batch shape); the maximum is subtracted first.
 
     ``overwrite_x=True`` subtracts the maximum in place, in ``x``'s memory (for callers
-    that made ``x`` and will not read it again).
+    that made ``x`` and will not read it again). Integer input is cast to the default
+    float type first.
     """
     xp = _ns(x, xp)
+    x = _float(x, xp)
     m = xp.max(x, axis=axis, keepdims=True)
     if overwrite_x:
         x -= m
@@ -118,6 +145,7 @@ def softmax(x, axis=-1, xp=None, *, overwrite_x=False):
 def log_softmax(x, axis=-1, xp=None):
     """``log(softmax(x))`` computed without forming the softmax."""
     xp = _ns(x, xp)
+    x = _float(x, xp)
     return x - logsumexp(x, axis=axis, keepdims=True, xp=xp)
 
 
@@ -125,12 +153,45 @@ def one_hot(labels, num_classes, dtype=None, xp=None):
     """Integer labels of any shape -> one-hot array with a trailing axis of ``num_classes``.
 
     Built by comparison with ``arange`` (no scatter), so it works on every backend.
-    ``dtype`` defaults to the namespace's float32.
+    ``dtype`` defaults to the namespace's float32. The labels are checked first (one
+    read of them on the host): a label outside ``0..num_classes-1`` would give a row of
+    zeros, so it raises ValueError instead.
     """
     xp = _ns(labels, xp)
-    classes = xp.arange(num_classes, device=getattr(labels, "device", None))
+    _check_labels(labels, num_classes, "one_hot's input", f"num_classes is {num_classes}", xp)
+    return _one_hot(labels, num_classes, dtype, xp)
+
+
+def _one_hot(labels, num_classes, dtype, xp):
+    """:func:`one_hot` without the check, for labels checked already (a training step)."""
+    classes = xp.arange(num_classes, device=device(labels))
     hits = xp.astype(labels, classes.dtype)[..., None] == classes
     return xp.astype(hits, dtype if dtype is not None else xp.float32)
+
+
+def _check_labels(labels, num_classes, name, classes, xp=None):
+    """Raise unless ``labels`` are whole numbers in ``0..num_classes-1`` (a host read).
+
+    ``classes`` completes the message: what says how many classes there are. Two
+    reductions for int64/int32/uint8 labels (the book's networks call this every step).
+    """
+    xp = _ns(labels, xp)
+    dtype = labels.dtype
+    if not (dtype == xp.int64 or dtype == xp.int32 or dtype == xp.uint8):
+        if not xp.isdtype(dtype, ("integral", "real floating", "bool")):
+            raise TypeError(f"{name} must hold integer class labels, got dtype {dtype}")
+        if xp.isdtype(dtype, "bool"):
+            labels = xp.astype(labels, xp.int64)
+        elif xp.isdtype(dtype, "real floating") and not bool(xp.all(labels == xp.round(labels))):
+            raise ValueError(f"{name} holds non-integer values, but class labels are whole numbers")
+    if 0 in tuple(labels.shape):  # no labels, nothing to check
+        return
+    lo, hi = xp.min(labels), xp.max(labels)
+    if lo < 0 or hi >= num_classes:
+        raise ValueError(
+            f"{name} holds labels from {float(lo):g} to {float(hi):g}, but {classes} "
+            f"(labels must be 0..{num_classes - 1})"
+        )
 
 
 def mean_squared_error(y, t, xp=None):
@@ -147,15 +208,22 @@ def cross_entropy_error(y, t, xp=None):
     """Cross-entropy of probabilities ``y`` against labels ``t``, mean over the batch.
 
     ``t`` may be one-hot (same shape as ``y``) or integer class labels (one dimension
-    fewer). A 1-D ``y`` is one sample. ``log(y + 1e-7)`` guards against ``log(0)``, as in
-    the book.
+    fewer), which are checked against the number of classes (one host read: this is the
+    book's function for small arrays). A 1-D ``y`` is one sample. ``log(y + 1e-7)``
+    guards against ``log(0)``, as in the book.
     """
     xp = _ns(y, xp)
     if y.ndim == 1:
         y = xp.reshape(y, (1, y.shape[0]))
         t = xp.reshape(t, (1, -1)) if t.ndim == 1 and t.shape[0] == y.shape[1] else xp.reshape(t, (1,))
     if t.shape != y.shape:  # integer labels -> one-hot
-        t = one_hot(t, y.shape[-1], dtype=y.dtype, xp=xp)
+        if t.ndim == y.ndim:
+            raise ValueError(
+                f"t has shape {tuple(t.shape)}, y has {tuple(y.shape)}: t takes y's shape "
+                "(one-hot) or one dimension fewer (integer labels)"
+            )
+        _check_labels(t, y.shape[-1], "t", f"y has {y.shape[-1]} classes", xp)
+        t = _one_hot(t, y.shape[-1], y.dtype, xp)
     return -xp.sum(t * xp.log(y + CE_EPS)) / y.shape[0]
 
 

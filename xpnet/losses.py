@@ -6,14 +6,23 @@ output activation is the loss's natural partner (softmax for cross-entropy, sigm
 binary cross-entropy) the model skips both backward passes and uses
 ``grad_from_output`` : ``(y - t) / n``, the form of the book's ``SoftmaxWithLoss``.
 Probabilities are clipped to ``[1e-7, 1 - 1e-7]`` before the log, as Keras does.
+
+The cross-entropy losses take ``from_logits=True`` (Keras' parameter) for a model whose
+last layer outputs raw scores (``Dense(10)`` with no activation): the loss is then
+computed through ``log_softmax`` / ``log_sigmoid``, exact for any score, and its
+gradient with respect to the scores is ``(softmax(y) - t) / n`` resp.
+``(sigmoid(y) - t) / n``. Without it, an output layer that cannot give probabilities is
+refused by :meth:`Loss.check_output` (at ``compile``, or when the model is built).
 """
 from __future__ import annotations
 
 from array_api_compat import array_namespace
 from array_api_compat import size as _size
 
-from .functions import one_hot
+from . import functions as F
 from ._registry import resolve
+from .layers.activations import Linear, Relu, Sigmoid, Softmax, Tanh
+from .layers.affine import Affine, Dense
 
 __all__ = [
     "Loss",
@@ -21,28 +30,93 @@ __all__ = [
     "CategoricalCrossentropy",
     "SparseCategoricalCrossentropy",
     "BinaryCrossentropy",
+    "output_activation",
     "get_loss",
     "LOSSES",
 ]
 
 EPSILON = 1e-7
+ROW_SUM_TOL = 1e-3  # how far from 1 a probability row of categorical targets may sum
+
+_KNOWN = (Linear, Relu, Tanh, Sigmoid, Softmax)
+_BEHAVIOUR = ("forward", "forward_owned", "backward", "function")
+
+
+def output_activation(layer):
+    """The xpnet activation class (Linear, Relu, Tanh, Sigmoid, Softmax) whose output
+    ``layer`` gives, or None where xpnet cannot tell.
+
+    ``layer`` is a Dense (its activation counts), a plain Affine (linear) or an
+    activation layer. A subclass counts as its base class only if it changes none of
+    ``forward``, ``forward_owned``, ``backward`` or ``function``; a layer of the user's
+    own is None, and no loss refuses it.
+    """
+    if isinstance(layer, Affine):
+        kind = type(layer)
+        if kind.forward not in (Affine.forward, Dense.forward) or \
+                kind._activate not in (Affine._activate, Dense._activate):
+            return None
+        if not isinstance(layer, Dense):
+            return Linear
+        layer = layer.activation
+    for cls in _KNOWN:
+        if isinstance(layer, cls) and all(getattr(type(layer), m, None) is getattr(cls, m, None)
+                                          for m in _BEHAVIOUR):
+            return cls
+    return None
+
+
+def _check_flag(value):
+    if value is not True and value is not False:
+        raise TypeError(f"from_logits must be True or False, got {value!r}")
+    return value
 
 
 class Loss:
-    """Base class. Subclasses implement ``value_and_grad(y, t)``."""
+    """Base class. Subclasses implement ``value_and_grad(y, t)``.
+
+    ``loss(y, t)`` checks the targets' values first (one read on the host) and is meant
+    for direct calls; ``value``, ``value_and_grad`` and ``fused_value_and_grad`` check
+    only shapes, so a training step never waits for the device (``fit`` and ``evaluate``
+    check their data once, up front, with :meth:`check_targets`).
+    """
 
     name = "loss"
-    #: the output activation whose backward this loss can fuse with (or None)
-    fused_activation: str | None = None
+    #: the output activation class whose backward this loss can fuse with (or None)
+    fused_activation = None
     #: True when targets are integer class labels
     sparse = False
+    #: True when the predictions are raw scores (cross-entropy losses only)
+    from_logits = False
 
     def __call__(self, y, t):
+        self.prepare_target(t, y)  # a wrong shape is named before the values are read
+        self.check_targets(t, y.shape[-1] if y.ndim else 1)
+        return self.value(y, t)
+
+    def value(self, y, t):
+        """The mean loss alone (no gradient, no check of the values of ``t``)."""
         return self.value_and_grad(y, t)[0]
 
     def value_and_grad(self, y, t):
         """``(mean loss, d loss / d y)`` for predictions ``y`` and targets ``t``."""
         raise NotImplementedError
+
+    def check_output(self, layer, units=None):
+        """Raise ValueError if the model's last layer ``layer`` (with ``units`` outputs, if
+        known) cannot give what this loss reads. The base class accepts every layer."""
+        return None
+
+    def check_targets(self, t, units, name="t"):
+        """Raise ValueError if the values of ``t`` are not targets of this loss for
+        ``units`` outputs (a read on the host). The base class accepts every value."""
+        return None
+
+    def fuses_with(self, layer) -> bool:
+        """True if the model may skip ``layer``'s activation backward and use
+        :meth:`grad_from_output` (a Dense whose activation is ``fused_activation``)."""
+        return (self.fused_activation is not None and not self.from_logits
+                and isinstance(layer, Dense) and output_activation(layer) is self.fused_activation)
 
     def grad_from_output(self, y, t):
         """Gradient with respect to the *pre-activation* when the output activation is
@@ -57,8 +131,17 @@ class Loss:
 
     def prepare_target(self, t, y):
         """Targets in the form the loss computes with: ``y``'s shape (one-hot for sparse
-        labels)."""
-        return t if t.shape == y.shape else array_namespace(y).reshape(t, y.shape)
+        labels). ``(n,)`` targets fit ``(n, 1)`` predictions and the other way round, as
+        in Keras; any other shape than ``y``'s is a ValueError."""
+        if t.shape == y.shape:
+            return t
+        if tuple(t.shape) + (1,) == tuple(y.shape) or tuple(t.shape) == tuple(y.shape) + (1,):
+            return array_namespace(y).reshape(t, y.shape)
+        raise ValueError(
+            f"{self.name}: targets of shape {tuple(t.shape)} do not fit predictions of shape "
+            f"{tuple(y.shape)}; the targets need the predictions' shape ((n,) is accepted "
+            "for a 1-unit output)"
+        )
 
     def _value(self, xp, y, t):
         """The mean loss for a prepared target (fusable losses)."""
@@ -77,7 +160,7 @@ class Loss:
         return self._grad * dout
 
     def __repr__(self):
-        return f"{type(self).__name__}()"
+        return f"{type(self).__name__}(from_logits=True)" if self.from_logits else f"{type(self).__name__}()"
 
 
 class MeanSquaredError(Loss):
@@ -102,55 +185,172 @@ def _clip(xp, y):
     return xp.minimum(xp.maximum(y, EPSILON), 1.0 - EPSILON)
 
 
+def _refuse(loss, layer, act, fix):
+    raise ValueError(
+        f"{loss.name} reads {'raw scores' if loss.from_logits else 'probabilities'}, but the "
+        f"last layer {layer.name!r} outputs {act.__name__.lower()} values: {fix}"
+    )
+
+
 class CategoricalCrossentropy(Loss):
-    """``-sum(t * log(y)) / n`` for one-hot targets ``t`` and probabilities ``y``."""
+    """``-sum(t * log(y)) / n`` for one-hot (or probability) rows ``t``.
+
+    Parameters
+    ----------
+    from_logits : bool, default False
+        False: ``y`` are probabilities (a softmax output). True: ``y`` are raw scores (a
+        linear output); the loss is ``-sum(t * log_softmax(y)) / n``, as in Keras.
+    """
 
     name = "categorical_crossentropy"
-    fused_activation = "softmax"
+    fused_activation = Softmax
+
+    def __init__(self, from_logits=False):
+        self.from_logits = _check_flag(from_logits)
 
     def value_and_grad(self, y, t):
         xp = array_namespace(y)
         t = self.prepare_target(t, y)
+        if self.from_logits:
+            return self._value(xp, y, t), (F.softmax(y, xp=xp) - t) / y.shape[0]
         return self._value(xp, y, t), -t / _clip(xp, y) / y.shape[0]
 
+    def value(self, y, t):
+        return self._value(array_namespace(y), y, self.prepare_target(t, y))
+
     def _value(self, xp, y, t):
-        return -xp.sum(t * xp.log(_clip(xp, y))) / y.shape[0]
+        logp = F.log_softmax(y, xp=xp) if self.from_logits else xp.log(_clip(xp, y))
+        return -xp.sum(t * logp) / y.shape[0]
 
     def _output_grad(self, y, t):
         return (y - t) / y.shape[0]
 
+    def check_output(self, layer, units=None):
+        if units is not None and units < 2:
+            raise ValueError(
+                f"{self.name} needs one output unit per class, but the last layer "
+                f"{layer.name!r} has {units} (use binary_crossentropy for a 1-unit sigmoid)"
+            )
+        act = output_activation(layer)
+        if self.from_logits:
+            if act in (Softmax, Sigmoid):
+                _refuse(self, layer, act, "give it activation=None (linear), or use "
+                                          "from_logits=False")
+        elif act is Sigmoid:
+            _refuse(self, layer, act, "use activation='softmax' (classes that exclude each "
+                                      "other), binary_crossentropy (independent labels) or "
+                                      "from_logits=True with a linear output")
+        elif act in (Linear, Relu, Tanh):
+            _refuse(self, layer, act, "use from_logits=True or activation='softmax'")
+
+    def check_targets(self, t, units, name="t"):
+        xp = array_namespace(t)
+        if not xp.isdtype(t.dtype, ("real floating", "integral", "bool")):
+            raise TypeError(f"{name} must hold numbers, got dtype {t.dtype}")
+        if 0 in tuple(t.shape) or t.ndim == 0:
+            return
+        if not xp.isdtype(t.dtype, "real floating"):
+            t = xp.astype(t, xp.float64)
+        what = f"{self.name} takes one-hot or probability rows (entries >= 0 that sum to 1)"
+        lo = float(xp.min(t))
+        if lo < 0:
+            raise ValueError(f"{name} holds negative values (the least is {lo:g}); {what}")
+        sums = xp.sum(t, axis=-1, dtype=xp.float64)
+        bad = xp.abs(sums - 1.0) > ROW_SUM_TOL
+        if bool(xp.any(bad)):
+            flat_bad = xp.reshape(bad, (-1,))
+            row = int(xp.argmax(xp.astype(flat_bad, xp.int32)))
+            total = float(xp.reshape(sums, (-1,))[row])
+            raise ValueError(f"{name} row {row} sums to {total:g}; {what}")
+
 
 class SparseCategoricalCrossentropy(CategoricalCrossentropy):
-    """Categorical cross-entropy with integer class labels ``t`` of shape ``(n,)`` or ``(n, 1)``."""
+    """Categorical cross-entropy with integer class labels ``t`` of shape ``(n,)`` or ``(n, 1)``.
+
+    ``from_logits`` as in :class:`CategoricalCrossentropy`.
+    """
 
     name = "sparse_categorical_crossentropy"
     sparse = True
 
     def prepare_target(self, t, y):
         xp = array_namespace(y)
-        if t.ndim == y.ndim:
-            t = xp.reshape(t, (t.shape[0],))
-        return one_hot(t, y.shape[-1], dtype=y.dtype, xp=xp)
+        if t.ndim == y.ndim and t.shape[-1] == 1:
+            t = xp.reshape(t, t.shape[:-1])
+        if tuple(t.shape) != tuple(y.shape[:-1]):
+            raise ValueError(
+                f"{self.name} takes integer class labels of shape {tuple(y.shape[:-1])} or "
+                f"{(*y.shape[:-1], 1)}, got shape {tuple(t.shape)} (one-hot targets go "
+                "with categorical_crossentropy)"
+            )
+        return F._one_hot(t, y.shape[-1], y.dtype, xp)
+
+    def check_targets(self, t, units, name="t"):
+        F._check_labels(t, units, name, f"the output layer has {units} units")
 
 
 class BinaryCrossentropy(Loss):
-    """``-mean(t * log(y) + (1 - t) * log(1 - y))`` for 0/1 targets and probabilities ``y``."""
+    """``-mean(t * log(y) + (1 - t) * log(1 - y))`` for targets in [0, 1] (0/1 labels or
+    probabilities, as Keras allows).
+
+    Parameters
+    ----------
+    from_logits : bool, default False
+        False: ``y`` are probabilities (a sigmoid output). True: ``y`` are raw scores;
+        the loss is ``-mean(t * log_sigmoid(y) + (1 - t) * log_sigmoid(-y))``, written
+        ``relu(y) - t * y + log1p(exp(-|y|))`` (exact for any ``y``), as in Keras.
+    """
 
     name = "binary_crossentropy"
-    fused_activation = "sigmoid"
+    fused_activation = Sigmoid
+
+    def __init__(self, from_logits=False):
+        self.from_logits = _check_flag(from_logits)
 
     def value_and_grad(self, y, t):
         xp = array_namespace(y)
         t = self.prepare_target(t, y)
+        if self.from_logits:
+            return self._value(xp, y, t), (F.sigmoid(y, xp=xp) - t) / _size(y)
         yc = _clip(xp, y)
         return self._value(xp, y, t), (yc - t) / (yc * (1.0 - yc)) / _size(y)
 
+    def value(self, y, t):
+        return self._value(array_namespace(y), y, self.prepare_target(t, y))
+
     def _value(self, xp, y, t):
+        if self.from_logits:
+            return xp.sum(F.relu(y, xp=xp) - y * t + xp.log1p(xp.exp(-xp.abs(y)))) / _size(y)
         yc = _clip(xp, y)
         return -xp.sum(t * xp.log(yc) + (1.0 - t) * xp.log(1.0 - yc)) / _size(y)
 
     def _output_grad(self, y, t):
         return (y - t) / _size(y)
+
+    def check_output(self, layer, units=None):
+        act = output_activation(layer)
+        if self.from_logits:
+            if act in (Softmax, Sigmoid):
+                _refuse(self, layer, act, "give it activation=None (linear), or use "
+                                          "from_logits=False")
+        elif act is Softmax:
+            _refuse(self, layer, act, "use activation='sigmoid' (one probability per unit), "
+                                      "or categorical_crossentropy with softmax")
+        elif act in (Linear, Relu, Tanh):
+            _refuse(self, layer, act, "use from_logits=True or activation='sigmoid'")
+
+    def check_targets(self, t, units, name="t"):
+        xp = array_namespace(t)
+        if not xp.isdtype(t.dtype, ("real floating", "integral", "bool")):
+            raise TypeError(f"{name} must hold numbers, got dtype {t.dtype}")
+        if 0 in tuple(t.shape) or xp.isdtype(t.dtype, "bool"):
+            return
+        lo, hi = float(xp.min(t)), float(xp.max(t))
+        if lo < 0 or hi > 1:
+            raise ValueError(
+                f"{name} holds values from {lo:g} to {hi:g}, but {self.name} takes targets in "
+                "[0, 1] (0/1 labels, or probabilities)"
+            )
 
 
 LOSSES = {

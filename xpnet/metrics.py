@@ -23,9 +23,18 @@ class Metric:
         return f"{type(self).__name__}()"
 
 
-def _like(xp, t, y):
-    """Targets in the predictions' shape (``(n,)`` targets for a one-unit output)."""
-    return t if t.shape == y.shape else xp.reshape(t, y.shape)
+def _like(xp, t, y, name):
+    """Targets in the predictions' shape and float type, as Keras casts them (``(n,)``
+    targets fit a one-unit output); another shape is a ValueError, not a broadcast."""
+    if t.shape != y.shape:
+        if tuple(t.shape) + (1,) != tuple(y.shape) and tuple(t.shape) != tuple(y.shape) + (1,):
+            raise ValueError(
+                f"metric {name!r}: targets of shape {tuple(t.shape)} do not fit predictions of "
+                f"shape {tuple(y.shape)} (it compares values of the same shape; class labels "
+                "go with 'accuracy')"
+            )
+        t = xp.reshape(t, y.shape)
+    return t if t.dtype == y.dtype else xp.astype(t, y.dtype)
 
 
 def _per_sample_mean(xp, values):
@@ -45,7 +54,14 @@ class SparseCategoricalAccuracy(Metric):
 
     def batch_sum(self, y_pred, t):
         xp = array_namespace(y_pred)
-        t = xp.reshape(t, (t.shape[0],))
+        if t.ndim == y_pred.ndim and t.shape[-1] == 1:
+            t = xp.reshape(t, t.shape[:-1])
+        if tuple(t.shape) != tuple(y_pred.shape[:-1]):
+            raise ValueError(
+                f"SparseCategoricalAccuracy takes integer labels of shape (n,) or (n, 1), got "
+                f"{tuple(t.shape)} for predictions {tuple(y_pred.shape)} (one-hot targets go "
+                "with CategoricalAccuracy)"
+            )
         hits = xp.argmax(y_pred, axis=-1) == xp.astype(t, xp.int64)
         return xp.sum(xp.astype(hits, y_pred.dtype))
 
@@ -57,12 +73,22 @@ class CategoricalAccuracy(Metric):
 
     def batch_sum(self, y_pred, t):
         xp = array_namespace(y_pred)
+        if t.shape != y_pred.shape:
+            raise ValueError(
+                f"CategoricalAccuracy takes one-hot targets of the predictions' shape "
+                f"{tuple(y_pred.shape)}, got {tuple(t.shape)}; for integer class labels use "
+                "SparseCategoricalAccuracy (or 'accuracy' with sparse_categorical_crossentropy)"
+            )
         hits = xp.argmax(y_pred, axis=-1) == xp.argmax(t, axis=-1)
         return xp.sum(xp.astype(hits, y_pred.dtype))
 
 
 class BinaryAccuracy(Metric):
-    """Share of outputs on the right side of ``threshold`` (0.5), averaged per row."""
+    """Share of outputs on the right side of ``threshold`` (0.5), averaged per row.
+
+    ``"accuracy"`` with ``BinaryCrossentropy(from_logits=True)`` gets ``threshold=0``:
+    a raw score of 0 is a probability of 0.5.
+    """
 
     name = "accuracy"
 
@@ -71,7 +97,7 @@ class BinaryAccuracy(Metric):
 
     def batch_sum(self, y_pred, t):
         xp = array_namespace(y_pred)
-        t = _like(xp, t, y_pred)
+        t = _like(xp, t, y_pred, self.name)
         hits = (y_pred > self.threshold) == (t > 0.5)
         return _per_sample_mean(xp, xp.astype(hits, y_pred.dtype))
 
@@ -83,7 +109,7 @@ class MeanAbsoluteError(Metric):
 
     def batch_sum(self, y_pred, t):
         xp = array_namespace(y_pred)
-        t = _like(xp, t, y_pred)
+        t = _like(xp, t, y_pred, self.name)
         return _per_sample_mean(xp, xp.abs(y_pred - t))
 
 
@@ -94,7 +120,7 @@ class MeanSquaredError(Metric):
 
     def batch_sum(self, y_pred, t):
         xp = array_namespace(y_pred)
-        t = _like(xp, t, y_pred)
+        t = _like(xp, t, y_pred, self.name)
         d = y_pred - t
         return _per_sample_mean(xp, d * d)
 
@@ -107,7 +133,7 @@ def get_metric(spec, loss=None, output_units=None) -> Metric:
 
     "accuracy" picks its form from the loss, as Keras does: sparse labels for
     sparse_categorical_crossentropy, one-hot for categorical_crossentropy, a 0.5 threshold
-    for binary_crossentropy or a one-unit output.
+    for binary_crossentropy or a one-unit output (0 for raw scores: ``from_logits=True``).
     """
     if isinstance(spec, Metric):
         return spec
@@ -116,10 +142,10 @@ def get_metric(spec, loss=None, output_units=None) -> Metric:
     key = spec.lower()
     if key in ("accuracy", "acc"):
         loss_name = getattr(loss, "name", "")
-        if loss_name == "sparse_categorical_crossentropy":
+        if getattr(loss, "sparse", False):
             return SparseCategoricalAccuracy()
         if loss_name == "binary_crossentropy" or output_units == 1:
-            return BinaryAccuracy()
+            return BinaryAccuracy(0.0 if getattr(loss, "from_logits", False) else 0.5)
         return CategoricalAccuracy()
     if key in ("mae", "mean_absolute_error"):
         return MeanAbsoluteError()

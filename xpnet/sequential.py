@@ -157,20 +157,22 @@ class Sequential:
 
     # -- compiling ----------------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, metrics=None) -> None:
-        """Choose the optimizer, the loss and the metrics, by name or as objects."""
+        """Choose the optimizer, the loss and the metrics, by name or as objects.
+
+        The loss checks the last layer (:meth:`xpnet.losses.Loss.check_output`) here,
+        and again when the model is built: a cross-entropy loss refuses an output
+        that gives no probabilities unless it was made with ``from_logits=True``.
+        """
         if loss is None:
             raise ValueError("compile needs a loss, e.g. loss='mse' or 'sparse_categorical_crossentropy'")
         optimizer, loss = get_optimizer(optimizer), get_loss(loss)
         metrics = [metrics] if isinstance(metrics, str) else list(metrics or [])
         for spec in metrics:  # unknown names fail now, not at the first fit
             get_metric(spec, loss)
-        last = self.layers[-1] if self.layers else None
-        units = self.output_shape[-1] if self.built else getattr(last, "units", None)
-        if loss.sparse and units is not None and units < 2:
-            raise ValueError(
-                f"{loss.name} needs one output unit per class, but the last layer "
-                f"{last.name!r} has {units} (use binary_crossentropy for a 1-unit sigmoid)"
-            )
+        if self.layers:
+            last = self.layers[-1]
+            units = self.output_shape[-1] if self.built else getattr(last, "units", None)
+            loss.check_output(last, units)
         self.optimizer, self.loss = optimizer, loss
         self._metric_specs = metrics
         self.compiled = True
@@ -183,14 +185,13 @@ class Sequential:
             return
         last = self.layers[-1]
         units = self.output_shape[-1] if self.output_shape else None
+        try:
+            self.loss.check_output(last, units)
+        except ValueError:
+            self.built = False  # the next fit checks (and refuses) again
+            raise
         self.metrics = [get_metric(m, self.loss, units) for m in self._metric_specs]
-        act = type(last.activation).__name__.lower() if isinstance(last, Dense) else None
-        self._fused = act is not None and act == self.loss.fused_activation
-        if self.loss.sparse and units is not None and units < 2:
-            raise ValueError(
-                f"{self.loss.name} needs one output unit per class, but the last layer "
-                f"{last.name!r} has {units} (use binary_crossentropy for a 1-unit sigmoid)"
-            )
+        self._fused = self.loss.fuses_with(last)
 
     def _require_compiled(self, what):
         if not self.compiled:
@@ -207,7 +208,8 @@ class Sequential:
         """Backpropagate the loss of ``y_pred`` against ``y``; return the loss (0-d array).
 
         Softmax + cross-entropy and sigmoid + binary cross-entropy use the fused
-        gradient ``(y - t) / n`` at the pre-activation, as the book's SoftmaxWithLoss.
+        gradient ``(y - t) / n`` at the pre-activation, as the book's SoftmaxWithLoss
+        (a loss with ``from_logits=True`` gives that gradient itself).
         """
         layers = self._backward_layers
         if self._fused:

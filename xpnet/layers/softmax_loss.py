@@ -14,7 +14,8 @@ class SoftmaxWithLoss(Layer):
     labels. ``backward(dout=1)`` returns ``dout * (y - t) / batch``: the softmax and the
     cross-entropy gradients cancel into this simple form. The loss is computed with
     ``log_softmax`` (exact, no ``log(0)``), which differs from the book's
-    ``log(y + 1e-7)`` by at most ``1e-7 / y``.
+    ``log(y + 1e-7)`` by at most ``1e-7 / y``. Labels are not read back here (this is
+    a training step); the book's networks check them as they come in.
     """
 
     def forward(self, x, t, training=True):
@@ -23,7 +24,7 @@ class SoftmaxWithLoss(Layer):
             x = xp.reshape(x, (1, -1))
             t = xp.reshape(t, (1, -1)) if t.ndim == 1 else xp.reshape(t, (1,))
         if t.shape != x.shape:
-            t = F.one_hot(t, x.shape[-1], dtype=x.dtype, xp=xp)
+            t = F._one_hot(t, x.shape[-1], x.dtype, xp)  # a step: no host read
         self.t = t
         self.y = F.softmax(x, xp=xp)
         self.loss = -xp.sum(t * F.log_softmax(x, xp=xp)) / x.shape[0]

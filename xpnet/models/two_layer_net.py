@@ -73,11 +73,27 @@ class _BookNet:
         return x if x.dtype == self.dtype else self.xp.astype(x, self.dtype)
 
     def _as_target(self, t):
-        """Labels stay integers; one-hot targets are cast to the network's dtype."""
+        """Labels stay integers; one-hot targets are cast to the network's dtype.
+
+        Integer labels are checked against the number of classes where that costs no
+        wait for a device: labels given as NumPy arrays, or any labels on a CPU backend
+        (a label out of range would otherwise give a row of zeros and a loss of 0).
+        """
+        readable = self.backend.on_host or _backend._library_of(t) == "numpy"
         t = _backend.asarray(t, backend=self.backend)
-        if self.xp.isdtype(t.dtype, "real floating") and t.dtype != self.dtype:
-            t = self.xp.astype(t, self.dtype)
+        xp = self.xp
+        if xp.isdtype(t.dtype, "real floating"):
+            if t.dtype != self.dtype:
+                t = xp.astype(t, self.dtype)
+        elif readable and t.ndim <= 1:
+            k = self._num_classes()
+            F._check_labels(t, k, "t", f"the network has {k} classes", xp)
         return t
+
+    def _num_classes(self):
+        """The width of the last Affine layer: the number of classes."""
+        last = [layer for layer in self.layers.values() if isinstance(layer, Affine)][-1]
+        return last.params["W"].shape[1]
 
     # -- computing --------------------------------------------------------------------
     def _forward(self, x, training):
