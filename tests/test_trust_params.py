@@ -17,7 +17,7 @@ from xpnet import backend as B
 from xpnet import optimizers as O
 from xpnet.initializers import initialize
 from xpnet.layers import Affine, BatchNormalization, Dense, Dropout, Flatten
-from xpnet.models import MultiLayerNet
+from xpnet.models import MultiLayerNet, Trainer, TwoLayerNet
 
 N, D, K = 12, 4, 3
 RNG = np.random.default_rng(11)
@@ -134,6 +134,14 @@ CASES = [
     ("multilayernet-weight-decay-inf", lambda: MultiLayerNet(D, [3], K,
                                                              weight_decay_lambda=INF),
      ValueError, r"MultiLayerNet\(weight_decay_lambda\).*inf"),
+    ("twolayernet-seed-negative", lambda: TwoLayerNet(D, 3, K, seed=-1), ValueError,
+     r"TwoLayerNet\(seed\).*-1"),
+    ("twolayernet-hidden-float", lambda: TwoLayerNet(D, 2.5, K), TypeError,
+     r"hidden_size needs a positive int.*2\.5"),
+    ("trainer-seed-string", lambda: Trainer(TwoLayerNet(D, 3, K), X[:8], Y[:8], X[:4], Y[:4],
+                                             seed="7"), TypeError, r"Trainer\(seed\).*'7'"),
+    ("compile-empty-model", lambda: xn.Sequential().compile("sgd", "mse"), ValueError,
+     r"no layers, so it cannot compile"),
 ]
 
 
@@ -153,6 +161,12 @@ def test_the_error_is_both_value_and_type_error():
 
 
 # -- what a user gives today keeps working, NumPy scalars included -----------------------
+
+def test_numpy_integers_size_and_seed_the_book_nets(backend):
+    a = TwoLayerNet(np.int64(D), np.int32(3), np.int64(K), seed=np.int64(4))
+    b = TwoLayerNet(D, 3, K, seed=4)
+    np.testing.assert_array_equal(xn.to_numpy(a.params["W1"]), xn.to_numpy(b.params["W1"]))
+
 
 def test_numpy_integers_are_sizes(backend):
     m = _model(layers=[Dense(np.int64(5), activation="relu", input_dim=np.int64(D)),

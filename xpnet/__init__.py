@@ -37,6 +37,7 @@ from .backend import (
     use_backend,
 )
 
+from ._validate import InvalidParameterError
 from .history import History
 from .sequential import Sequential
 
@@ -47,5 +48,5 @@ __all__ = [
     "get_floatx", "get_namespace", "set_backend", "set_floatx", "to_numpy", "use_backend",
     "backend", "functions", "gradcheck", "initializers", "layers", "losses", "optimizers",
     "perceptron", "__version__", "callbacks", "checkpoint", "data", "datasets", "io", "metrics", "models", "training",
-    "History", "Sequential",
+    "History", "Sequential", "InvalidParameterError",
 ]

@@ -163,6 +163,7 @@ class Sequential:
         and again when the model is built: a cross-entropy loss refuses an output
         that gives no probabilities unless it was made with ``from_logits=True``.
         """
+        self._require_layers("compile")
         if loss is None:
             raise ValueError("compile needs a loss, e.g. loss='mse' or 'sparse_categorical_crossentropy'")
         optimizer, loss = get_optimizer(optimizer), get_loss(loss)

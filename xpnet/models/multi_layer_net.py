@@ -56,7 +56,6 @@ class MultiLayerNet(_BookNet):
     def __init__(self, input_size, hidden_size_list, output_size, activation="relu",
                  weight_init_std="relu", weight_decay_lambda=0, use_dropout=False,
                  dropout_ratio=0.5, use_batchnorm=False, seed=None, dtype=None):
-        V.check_seed(seed, "MultiLayerNet(seed)", generator=True)
         super().__init__(seed=seed, dtype=dtype)
         self.input_size = V.positive_int(input_size, "MultiLayerNet(input_size)")
         self.output_size = V.positive_int(output_size, "MultiLayerNet(output_size)")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numbers
 
 from .. import backend as _backend
+from .._validate import check_seed
 from ..optimizers import OPTIMIZERS, Optimizer
 
 __all__ = ["Trainer", "make_optimizer"]
@@ -114,7 +115,7 @@ class Trainer:
         self.evaluate_sample_num_per_epoch = (None if evaluate_sample_num_per_epoch is None
                                               else int(evaluate_sample_num_per_epoch))
         self.verbose = verbose
-        self.rng = _backend.host_rng(seed)
+        self.rng = _backend.host_rng(check_seed(seed, "Trainer(seed)", generator=True))
         self.iter_per_epoch = max(self.train_size // mini_batch_size, 1)
         self.max_iter = epochs * self.iter_per_epoch
         self.current_iter = 0

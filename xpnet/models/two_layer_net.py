@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from .. import backend as _backend
 from .. import functions as F
+from .._validate import check_seed, positive_int
 from ..initializers import initialize
 from ..layers import Affine, Dropout, Relu, SoftmaxWithLoss
 
@@ -21,9 +22,7 @@ _FLOATS = ("float32", "float64")
 
 
 def _check_size(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} needs a positive int, got {value!r}")
-    return value
+    return positive_int(value, name)
 
 
 class _BookNet:
@@ -42,7 +41,8 @@ class _BookNet:
         self.xp = self.backend.xp
         self.dtype_name = dtype
         self.dtype = getattr(self.xp, dtype)
-        self.rng = _backend.host_rng(seed)
+        self.rng = _backend.host_rng(check_seed(seed, f"{type(self).__name__}(seed)",
+                                                generator=True))
         self.params: dict = {}
         self.layers: dict = {}  # insertion-ordered, the book's OrderedDict
         self.last_layer = SoftmaxWithLoss()
