@@ -117,7 +117,7 @@ def test_declared_input_shape_wins_over_the_files(backend, tmp_path):
     for m in (model(d=3, compiled=False), xn.Sequential(
             [Dense(5, activation="relu", input_shape=(2, 2)), Dense(K)], seed=0)):
         with pytest.raises(xio.WeightFileError,
-                           match=r"input shape \(4,\).*'dense' declares (input shape )?\((3|2, 2),?\)"):
+                           match=r"input shape \(4,\).*'dense' declares \((3|2, 2),?\)"):
             m.load_weights(path)
         assert not m.built
     same = model(d=4, seed=5, compiled=False)
@@ -350,7 +350,8 @@ def test_path_forms_save_and_load(backend, tmp_path):
     as given (no ``.npz`` appended: the file is where it was asked to be)."""
     m = trained()
     forms = {"str": str, "bytes": os.fsencode, "pathlib": lambda t: t,
-             "pathlike": lambda t: FsPath(str(t)), "bytes-pathlike": lambda t: FsPath(os.fsencode(t)),
+             "pathlike": lambda t: FsPath(str(t)),
+             "bytes-pathlike": lambda t: FsPath(os.fsencode(t)),
              "no-suffix": lambda t: t.with_suffix("")}
     for form, make in forms.items():
         folder = tmp_path / form

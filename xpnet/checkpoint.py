@@ -32,7 +32,7 @@ def save(model, path, epoch=None) -> None:
     also holds the optimizer state."""
     path = _io.save_path(path)  # refused before the model is built or anything is written
     if epoch is not None:
-        epoch = _io.count(epoch, "epoch")
+        epoch = _io.checked_count(epoch, "epoch")
     arrays, header = _weight_arrays(model)
     if epoch is not None:
         header["epoch"] = epoch
@@ -85,9 +85,9 @@ def _input_shape(model, f):
     """The shape to build an unbuilt model with: the first layer's declared one, which the
     file must agree with, or the file's once it is plausible for the file's size."""
     saved = tuple(f.header["input_shape"]) if f.header.get("input_shape") else None
-    first = model.layers[0]
-    if first.input_shape is not None:
-        if saved is not None and tuple(first.input_shape) != saved:
+    first = model.layers[0] if model.layers else None  # none: build says so
+    if first is None or first.input_shape is not None:
+        if first is not None and saved is not None and tuple(first.input_shape) != saved:
             raise _io.WeightFileError(
                 f"{f.path!r} was saved for input shape {saved}, but layer {first.name!r} "
                 f"declares {tuple(first.input_shape)} (input_shape=/input_dim=): make them "
@@ -129,12 +129,13 @@ def _read_checked(model, f, saved, with_optimizer):
                     f"optimizer state of {key!r} {slot}")
                    for key, slots in state["slots"].items() for slot, v in slots.items()]
     for _, _, key, _, what in wanted:
-        if key not in f.names:
+        if key not in f:
             raise _io.WeightFileError(f"{f.path!r} has no {key!r} for {what}")
     # a checkpoint's optimizer state is no surprise to load_weights: skipped, unread
     skipped = "optimizer/" if not with_optimizer and "optimizer" in f.header else None
-    extra = sorted(set(f.names) - {w[2] for w in wanted} - {_io.HEADER_KEY}
-                   - {n for n in f.names if skipped and n.startswith(skipped)})
+    known = {w[2] for w in wanted} | {_io.HEADER_KEY}
+    extra = sorted(n for n in f.names
+                   if n not in known and not (skipped and n.startswith(skipped)))
     if extra:
         shown = ", ".join(map(repr, extra[:5])) + (f" and {len(extra) - 5} more"
                                                    if len(extra) > 5 else "")

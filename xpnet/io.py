@@ -35,22 +35,23 @@ from numpy.lib import format as npformat
 from .backend import to_numpy
 
 __all__ = ["WeightFileError", "WeightFile", "save_arrays", "load_arrays", "load_book_weights",
-           "file_path", "save_path", "host_values", "count", "HEADER_KEY"]
+           "file_path", "save_path", "host_values", "checked_count", "HEADER_KEY",
+           "FORMAT_VERSION", "MAX_COUNT"]
 
 HEADER_KEY = "__xpnet__"
 FORMAT_VERSION = 1
 TEMP_SUFFIX = ".npz.tmp"
 #: a temporary file this old is a killed save's, not a save in progress
 STALE_TEMP_SECONDS = 600
+#: names that promise another format than the .npz xpnet writes
+OTHER_FORMATS = (".h5", ".hdf5", ".keras", ".pt", ".pth", ".pkl", ".pickle", ".npy",
+                 ".safetensors", ".onnx", ".joblib")
 #: the JSON header is at most this long: a crafted file cannot make the loader parse more
 MAX_HEADER_BYTES = 1 << 24
 #: epochs, step counts and dimensions in a header are below this (exact in a float64)
 MAX_COUNT = 2**53
 #: how far a member's bytes may expand: 1 when stored, deflate's limit when compressed
 _RATIO = {zipfile.ZIP_STORED: 1, zipfile.ZIP_DEFLATED: 1032}
-#: names that promise another format than the .npz xpnet writes
-OTHER_FORMATS = (".h5", ".hdf5", ".keras", ".pt", ".pth", ".pkl", ".pickle", ".npy",
-                 ".safetensors", ".onnx", ".joblib")
 _PICKLED = ("{path!r} holds pickled objects, which xpnet does not load (a pickle can run "
             "code); save weights with model.save_weights")
 
@@ -153,8 +154,8 @@ class WeightFile:
     """A weight file opened for checking; ``with WeightFile(path) as f: ...``.
 
     Opening reads the zip directory and the JSON header only. :meth:`spec` reads one
-    member's ``.npy`` header (shape, dtype) and checks that the member holds exactly the
-    bytes it declares; :meth:`read` reads its data. A loader checks names and shapes
+    member's ``.npy`` header (shape, dtype); :meth:`read` reads its data once the member
+    holds exactly the bytes that header declares. A loader checks names and shapes
     against the model first, so a crafted file costs its headers, never its declared
     sizes. Raises ``FileNotFoundError`` for a missing file and :class:`WeightFileError`
     for a truncated, corrupt, pickle-holding or malformed one.
@@ -182,16 +183,22 @@ class WeightFile:
             raise
 
     @property
-    def names(self) -> list:
+    def names(self) -> tuple:
         """Every member's name, as the zip directory lists them (nothing read)."""
-        return list(self._members)
+        return tuple(self._members)
+
+    def __contains__(self, key) -> bool:
+        return key in self._members
 
     def data_bytes(self) -> int:
         """The bytes the arrays of the file hold, at most (from the zip directory)."""
         return sum(i.file_size for k, i in self._members.items() if k != HEADER_KEY)
 
     def spec(self, key) -> tuple:
-        """``(shape, dtype)`` of member ``key`` from its ``.npy`` header; its data unread."""
+        """``(shape, dtype)`` of member ``key`` from its ``.npy`` header; its data unread.
+
+        Object dtypes (pickles) and other non-number dtypes are refused here.
+        """
         if key not in self._specs:
             info = self._members[key]
             with self._errors(), self._zip.open(info) as f:
@@ -212,7 +219,8 @@ class WeightFile:
         return self._specs[key][:2]
 
     def read(self, key):
-        """The data of member ``key`` as a NumPy array (after :meth:`spec`'s checks)."""
+        """The data of member ``key`` as a NumPy array, once :meth:`spec` has passed and the
+        member holds exactly the bytes its header declares (so numpy allocates no more)."""
         shape, dtype = self.spec(key)
         offset, held = self._specs[key][2], self._members[key].file_size
         declared = math.prod(shape) * dtype.itemsize
@@ -226,6 +234,8 @@ class WeightFile:
         return array
 
     def close(self) -> None:
+        if getattr(self, "_zip", None) is not None:
+            self._zip.close()
         self._file.close()
 
     def __enter__(self):
@@ -314,7 +324,7 @@ def host_values(value, shape, dtype, what, error=ValueError):
     return cast
 
 
-def count(value, what) -> int:
+def checked_count(value, what) -> int:
     """``value`` as an int in [0, MAX_COUNT) (an epoch, a step count); NumPy ints accepted."""
     if isinstance(value, bool):
         raise TypeError(f"{what} must be an integer, got {value!r}")
@@ -336,21 +346,21 @@ def _check_header(path, header) -> None:
         raise WeightFileError(f"{path!r} has a malformed header (expected a dict with a list "
                               "of layers, each with a name)")
     if header.get("format", FORMAT_VERSION) != FORMAT_VERSION:
-        raise WeightFileError(f"{path!r} is of format {header['format']!r}; this xpnet reads "
+        raise WeightFileError(f"{path!r} is of format {header['format']!r:.40}; this xpnet reads "
                               f"format {FORMAT_VERSION}")
     shape = header.get("input_shape")
     if shape is not None and not (isinstance(shape, list) and all(
             isinstance(d, int) and not isinstance(d, bool) and 0 < d < MAX_COUNT
             for d in shape)):
-        raise WeightFileError(f"{path!r} has a malformed header: input_shape {shape!r}")
+        raise WeightFileError(f"{path!r} has a malformed header: input_shape {shape!r:.80}")
     optimizer = header.get("optimizer")
     if optimizer is not None and not (isinstance(optimizer, dict)
                                       and isinstance(optimizer.get("class"), str)):
-        raise WeightFileError(f"{path!r} has a malformed header: optimizer {optimizer!r}")
+        raise WeightFileError(f"{path!r} has a malformed header: optimizer {optimizer!r:.80}")
     for what, value in (("epoch", header.get("epoch", 0)),
                         ("optimizer step", (optimizer or {}).get("step", 0))):
         try:
-            count(value, what)
+            checked_count(value, what)
         except (TypeError, ValueError) as exc:
             raise WeightFileError(f"{path!r} has a malformed header: {exc}") from None
 
