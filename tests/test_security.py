@@ -176,13 +176,23 @@ def test_member_names_that_look_like_paths_create_no_files(backend, tmp_path, mo
     assert set(arrays) == set(evil)  # read as names, in memory
     with pytest.raises(xio.WeightFileError, match=r"no 'dense/W'"):
         m.load_weights(path)
-    # the same names next to the real ones: ignored, and still no file
-    with zipfile.ZipFile(path, "a") as z:
+    # the same names next to the real ones: refused (unread), and still no file
+    real = work / "real.npz"
+    with zipfile.ZipFile(real, "w") as z:
         for key in ("dense/W", "dense/b"):
             with z.open(key + ".npy", "w") as f:
                 np.lib.format.write_array(f, np.full((2, 3) if key.endswith("W") else (3,), 0.5,
                                                      dtype=np.float32))
-    m.load_weights(path)
+        with z.open(xio.HEADER_KEY + ".npy", "w") as f:
+            np.lib.format.write_array(f, np.frombuffer(json.dumps(header).encode(), np.uint8))
+    before.add(str(real))
+    with zipfile.ZipFile(path, "a") as z, zipfile.ZipFile(real) as r:
+        for key in ("dense/W", "dense/b"):
+            z.writestr(key + ".npy", r.read(key + ".npy"))
+    with pytest.raises(xio.WeightFileError, match=r"evil.*not part of this model"):
+        m.load_weights(path)
+    np.testing.assert_array_equal(m.get_weights()[0], before_weights[0])
+    m.load_weights(real)
     assert _tree(tmp_path) == before
     for name in evil:
         assert not (work / name).resolve().exists()

@@ -343,18 +343,14 @@ class Sequential:
         return [B.to_numpy(a) for l in self.layers for a in (*l.params.values(), *l.state.values())]
 
     def set_weights(self, weights) -> None:
-        """Set parameters from a list in the order :meth:`get_weights` gives."""
+        """Set parameters and state from a list in the order :meth:`get_weights` gives.
+
+        Every array is checked (shape, a number type, finite after the cast to the model's
+        dtype) before any is set: a refused list leaves the model unchanged.
+        """
         self._ensure_built()
-        targets = [(l, d, k) for l in self.layers for d in (l.params, l.state) for k in d]
-        if len(weights) != len(targets):
-            raise ValueError(f"set_weights got {len(weights)} arrays, the model has {len(targets)}")
-        for (layer, store, key), w in zip(targets, weights):
-            if tuple(w.shape) != tuple(store[key].shape):
-                raise ValueError(
-                    f"layer {layer.name!r} {key}: expected shape {tuple(store[key].shape)}, "
-                    f"got {tuple(w.shape)}"
-                )
-            store[key] = B.asarray(B.to_numpy(w), dtype=self.dtype_name, backend=self.backend)
+        for store, key, value in _ckpt.checked_weights(self, weights):
+            store[key] = value
 
     def count_params(self) -> int:
         """The number of scalars in every layer's parameters and state (Keras' total)."""
@@ -410,19 +406,26 @@ class Sequential:
         return self
 
     def save_weights(self, path) -> None:
-        """Write the parameters to an ``.npz`` file atomically (the model stays where it is)."""
+        """Write the parameters to an ``.npz`` file atomically (the model stays where it is).
+
+        ``path`` is a ``str``, ``bytes`` or ``os.PathLike``, written as given; a name of
+        another format (``.h5``, ``.keras``, ``.pt``, ``.pth``, ``.pkl`` ...) is refused.
+        """
         _ckpt.save(self, path)
 
     def save_checkpoint(self, path, epoch: int) -> None:
-        """Like :meth:`save_weights`, plus the optimizer state and ``epoch``, for resuming."""
+        """Like :meth:`save_weights`, plus the optimizer state and ``epoch`` (an int >= 0),
+        for resuming."""
         _ckpt.save(self, path, epoch=epoch)
 
     def load_weights(self, path) -> dict:
         """Load a file from :meth:`save_weights` or a checkpoint; return its header.
 
-        Layer names, shapes and dtypes are checked before anything changes: a file of
-        another architecture fails with a message naming the layer and both shapes, and
-        leaves the model as it was.
+        Layer names, shapes and dtypes are checked from the file's headers before any
+        array is read, and every value (finite) before anything changes: a file of another
+        architecture fails with a message naming the layer and both shapes, and leaves the
+        model as it was. An unbuilt model is built for the file's input shape, which must
+        agree with the first layer's ``input_shape``/``input_dim`` where one is declared.
         """
         return _ckpt.load(self, path, with_optimizer=False)
 
@@ -430,7 +433,9 @@ class Sequential:
         """Load weights and optimizer state from a checkpoint; return its epoch.
 
         The file is read once, so weights and optimizer state come from the same save.
-        Compile with the checkpoint's optimizer first (its state is refused otherwise).
+        Compile with the checkpoint's optimizer first: a checkpoint holding optimizer
+        state raises ``RuntimeError`` on a model that is not compiled, and
+        :class:`~xpnet.io.WeightFileError` on one compiled with another optimizer.
         """
         return int(_ckpt.load(self, path, with_optimizer=True).get("epoch", 0))
 
