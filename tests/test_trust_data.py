@@ -44,7 +44,8 @@ BIG = float(np.finfo(np.float32).max) * 10  # about 3.4e39: finite in float64, i
 def _isolated(tmp_path, monkeypatch):
     """No test sees the real ~/.cache, the Debian data set or the user's XPNET_* variables."""
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    for var in ("XPNET_DATA", "XPNET_MNIST_URL", "XPNET_FASHION_MNIST_URL"):
+    for var in ("XPNET_DATA", "XPNET_MNIST_URL", "XPNET_FASHION_MNIST_URL", "XPNET_CACHE_DIR",
+                "XPNET_NO_SYSTEM_DATA"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(mnist_mod, "FASHION_MNIST",
                         dataclasses.replace(mnist_mod.FASHION_MNIST, system_dirs=()))

