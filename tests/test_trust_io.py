@@ -392,3 +392,21 @@ def test_bad_paths_and_epochs_say_what_is_accepted(backend, tmp_path, case):
         call(m, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w.npz"]
     assert_unchanged(m, before)
+
+
+@pytest.mark.parametrize("path, exc, pattern", [
+    ("ck.h5", ValueError, r"names a \.h5 file.*'ck\.npz'"),
+    ("best-{epoch}.keras", ValueError, r"names a \.keras file"),
+    (3, TypeError, r"str, bytes or os\.PathLike, got int"),
+], ids=["h5", "keras", "int"])
+def test_model_checkpoint_refuses_other_formats_when_made(backend, path, exc, pattern):
+    """Refused in the constructor, not when the first epoch ends."""
+    with pytest.raises(exc, match=pattern):
+        xn.callbacks.ModelCheckpoint(path)
+
+
+def test_model_checkpoint_takes_a_bytes_path(backend, tmp_path):
+    path = os.fsencode(tmp_path / "ck-{epoch}.npz")
+    model().fit(X, Y, epochs=2, batch_size=4, verbose=0,
+                callbacks=[xn.callbacks.ModelCheckpoint(path, monitor="loss")])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck-1.npz", "ck-2.npz"]

@@ -9,6 +9,8 @@ import math
 import os
 import string
 
+from .io import refuse_other_format
+
 __all__ = ["Callback", "EarlyStopping", "ModelCheckpoint", "TerminateOnNaN"]
 
 
@@ -119,7 +121,10 @@ class ModelCheckpoint(Callback):
 
     def __init__(self, filepath, monitor="val_loss", save_best_only=False, mode="auto",
                  save_weights_only=False, verbose=0):
-        self.filepath = os.fspath(filepath)
+        if not isinstance(filepath, (str, bytes, os.PathLike)):
+            raise TypeError(f"ModelCheckpoint filepath must be a str, bytes or os.PathLike, "
+                            f"got {type(filepath).__name__}")
+        self.filepath = refuse_other_format(os.fsdecode(os.fspath(filepath)))
         self.monitor = monitor
         self.save_best_only = bool(save_best_only)
         self.mode = _monitor_mode(monitor, mode)

@@ -69,10 +69,8 @@ def file_path(path) -> str:
                         f"{type(path).__name__}") from None
 
 
-def save_path(path) -> str:
-    """``path`` as a ``str`` once it may be written: not a folder, and not named after
-    another format (``w.h5`` would hold an .npz that h5py and Keras cannot read)."""
-    path = file_path(path)
+def refuse_other_format(path: str) -> str:
+    """``path`` unless its name is another format's (``.h5``, ``.keras``, ``.pt`` ...)."""
     lower = path.lower()
     for suffix in OTHER_FORMATS:
         if lower.endswith(suffix):
@@ -80,6 +78,13 @@ def save_path(path) -> str:
                 f"{path!r} names a {suffix} file, but xpnet writes NumPy .npz weight files "
                 f"(not HDF5, Keras, PyTorch or pickle): use a name ending in .npz, such as "
                 f"{path[:-len(suffix)] + '.npz'!r}")
+    return path
+
+
+def save_path(path) -> str:
+    """``path`` as a ``str`` once it may be written: not a folder, and not named after
+    another format (``w.h5`` would hold an .npz that h5py and Keras cannot read)."""
+    path = refuse_other_format(file_path(path))
     if os.path.isdir(path):
         raise IsADirectoryError(f"{path!r} is a folder: give a file name in it, such as "
                                 f"{os.path.join(path, 'weights.npz')!r}")
