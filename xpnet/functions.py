@@ -246,12 +246,12 @@ def numerical_gradient(f, x, h=1e-4):
     n = 1
     for d in x.shape:
         n *= d
-    index = xp.reshape(xp.arange(n, device=x.device), x.shape)
+    index = xp.reshape(xp.arange(n, device=device(x)), x.shape)
     grads = []
     for i in range(n):
         step = xp.astype(index == i, x.dtype) * h
         diff = (f(x + step) - f(x - step)) / (2 * h)
-        grads.append(xp.reshape(xp.asarray(diff, dtype=x.dtype, device=x.device), (1,)))
+        grads.append(xp.reshape(xp.asarray(diff, dtype=x.dtype, device=device(x)), (1,)))
     return xp.reshape(xp.concat(grads), x.shape)
 
 

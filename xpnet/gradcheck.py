@@ -5,7 +5,7 @@ Run them in float64: with ``h = 1e-4`` the numerical gradient is accurate to abo
 """
 from __future__ import annotations
 
-from array_api_compat import array_namespace
+from array_api_compat import array_namespace, device
 
 from .functions import numerical_gradient
 
@@ -45,7 +45,7 @@ def check_layer(layer, x, *, training=True, seed=0, h=1e-4) -> dict:
     from .backend import host_rng  # host randomness lives in the backend module
 
     r = host_rng(seed).standard_normal(tuple(out.shape))
-    R = xp.asarray(r, dtype=out.dtype, device=out.device)
+    R = xp.asarray(r, dtype=out.dtype, device=device(out))
     dx = layer.backward(R)
     analytic = dict(layer.grads)
 
