@@ -1,5 +1,5 @@
-"""The report's arithmetic and verdicts (``python -m xpnet bench`` is tested in tests/test_cli.py:
-a benchmark run must not start another)."""
+"""The report's arithmetic and verdicts (``python -m benchmarks`` is tested in
+tests/test_bench_command.py: a benchmark run must not start another)."""
 from __future__ import annotations
 
 import json

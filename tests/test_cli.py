@@ -170,51 +170,6 @@ def test_info(capsys):
     assert re.search(r"Fashion-MNIST: (found|not found)", out)
 
 
-def test_xpnet_bench_quick_writes_json_markdown_and_plot(tmp_path, capsys):
-    """The command runs pytest-benchmark in a subprocess, then the report (~10 s)."""
-    pytest.importorskip("matplotlib", reason="the report's plot needs matplotlib")
-    assert cli.main(["bench", "--quick", "--backends", "numpy", "--out", str(tmp_path)]) == 0
-    data = json.loads((tmp_path / "bench.json").read_text())
-    assert data["machine_info"]["xpnet_bench"]["mode"] == "quick"
-    assert {b["extra_info"]["workload"] for b in data["benchmarks"]} >= {
-        "predict", "per_sample", "train"}
-    assert "quick mode" in (tmp_path / "results.md").read_text()
-    assert (tmp_path / "throughput.png").stat().st_size > 1000
-
-
-def test_xpnet_bench_outside_a_checkout_says_where_the_benchmarks_are(monkeypatch, capsys):
-    monkeypatch.setattr(cli, "source_root", lambda: None)
-    assert cli.main(["bench"]) == 2
-    err = capsys.readouterr().err
-    assert "source repository" in err and "nox -s bench" in err
-
-
-def test_xpnet_bench_does_not_start_inside_a_benchmark_run(monkeypatch, capsys):
-    monkeypatch.setenv("_XPNET_BENCH_RUNNING", "1")
-    assert cli.main(["bench", "--quick"]) == 2
-    assert "already in progress" in capsys.readouterr().err
-
-
-def test_xpnet_bench_quick_never_writes_over_the_committed_full_run(monkeypatch, capsys):
-    """--quick goes to benchmarks/results/quick (git-ignored); naming the full run's folder
-    is refused before anything runs."""
-    results = REPO / "benchmarks" / "results"
-    before = {p.name: p.stat().st_mtime_ns for p in results.iterdir() if p.is_file()}
-    calls = []
-
-    def fake_call(cmd, cwd=None, env=None):
-        calls.append(cmd)
-        return 1  # as if pytest failed: no report is run either
-
-    monkeypatch.setattr(cli.subprocess, "call", fake_call)
-    assert cli.main(["bench", "--quick", "--out", str(results)]) == 2
-    assert "never replace the full run" in capsys.readouterr().err and not calls
-    assert cli.main(["bench", "--quick"]) == 1
-    assert f"--benchmark-json={results / 'quick' / 'bench.json'}" in calls[0]
-    after = {p.name: p.stat().st_mtime_ns for p in results.iterdir() if p.is_file()}
-    assert after == before
-
-
 def test_info_says_where_each_data_set_was_found(tmp_path, monkeypatch, capsys):
     mnist = tmp_path / "data" / "mnist"
     mnist.mkdir(parents=True)
@@ -235,7 +190,10 @@ def test_help_describes_the_commands_in_plain_words(capsys):
         cli.main(["--help"])
     out = capsys.readouterr().out
     assert "``" not in out
-    assert "xpnet bench runs the benchmark suite (in a source checkout)." in " ".join(out.split())
+    assert "The benchmarks run from a source checkout: python -m benchmarks." in " ".join(out.split())
+    with pytest.raises(SystemExit):  # moved to the source checkout: python -m benchmarks
+        cli.main(["bench"])
+    assert "invalid choice: 'bench'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("var, value", [("XPNET_FLOATX", "bf16"), ("XPNET_BACKEND", "bogus")])

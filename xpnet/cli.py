@@ -1,9 +1,9 @@
 """The ``xpnet`` command: ``xpnet demo`` trains and times a small network, ``xpnet info``
-says what this machine can run, ``xpnet bench`` runs the benchmark suite.
+says what this machine can run. (The benchmarks live in the source repository:
+``python -m benchmarks`` there.)
 
     python -m xpnet demo [--backend NAME] [--epochs N] [--quick] [--data WHICH]
     python -m xpnet info
-    python -m xpnet bench [--backends LIST] [--quick] [--out DIR]   (in a source checkout)
 
 Every failure the user can fix (a backend that cannot run here, missing data asked for
 by name) is one message on stderr and exit status 2, never a traceback.
@@ -11,22 +11,18 @@ by name) is one message on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
-import importlib.metadata as metadata
 import os
-import platform
-import subprocess
 import sys
 import time
-from importlib.util import find_spec
-from pathlib import Path
 
 from . import __version__
+from . import _info
 from . import backend as B
-from .datasets import (ChecksumError, DatasetNotFoundError, find_dataset_files, load_fashion_mnist,
-                       make_spirals)
+from .datasets import ChecksumError, DatasetNotFoundError, load_fashion_mnist, make_spirals
 from .layers import Dense
 from .optimizers import Adam
 from .sequential import Sequential
+
 
 __all__ = ["main", "build_parser", "resolve_backend"]
 
@@ -36,9 +32,7 @@ FASHION_HINT = (
     "once with `python -c \"import xpnet; xpnet.datasets.load_fashion_mnist()\"`."
 )
 DESCRIPTION = ("xpnet demo trains and times a small network, xpnet info says what this "
-               "machine can run, xpnet bench runs the benchmark suite (in a source checkout).")
-PACKAGES = ("numpy", "array-api-compat", "array-api-strict", "torch", "cupy-cuda12x",
-            "cupy-cuda13x", "cupy", "tqdm", "matplotlib")
+               "machine can run. The benchmarks run from a source checkout: python -m benchmarks.")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,16 +53,6 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--batch-size", type=_positive, default=32)
     demo.add_argument("--seed", type=int, default=0)
     sub.add_parser("info", help="versions, backends (and why any cannot run), BLAS, data")
-    bench = sub.add_parser("bench", help="the benchmark suite (pytest-benchmark) and its report; "
-                                         "needs a source checkout")
-    bench.add_argument("--backends", default=None,
-                       help="comma-separated backends xpnet is timed on (default: "
-                            "$XPNET_BENCH_BACKENDS, else $XPNET_BACKEND, else numpy)")
-    bench.add_argument("--quick", action="store_true", help="the small smoke sizes, timed once")
-    bench.add_argument("--out", default=None,
-                       help="folder for bench.json, results.md, throughput.png (default: "
-                            "benchmarks/results in the checkout; benchmarks/results/quick "
-                            "with --quick, which never writes over the full run)")
     return parser
 
 
@@ -245,141 +229,14 @@ def run_demo(args) -> int:
     return 0
 
 
-# -- info ---------------------------------------------------------------------------------
-
-def _versions():
-    found = []
-    for dist in PACKAGES:
-        try:
-            found.append((dist, metadata.version(dist)))
-        except metadata.PackageNotFoundError:
-            if not dist.startswith("cupy"):
-                found.append((dist, "not installed"))
-    return found
-
-
-def _blas_lines():
-    lines = []
-    numpy = sys.modules.get("numpy")   # imported by xpnet.backend; read, not imported here
-    try:
-        blas = numpy.show_config(mode="dicts")["Build Dependencies"]["blas"]
-        lines.append(f"numpy built with {blas.get('name')} {blas.get('version', '')}".rstrip())
-    except Exception as exc:  # the layout of show_config differs between numpy versions
-        lines.append(f"numpy build configuration not readable ({type(exc).__name__})")
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        lines.append("threadpoolctl not installed: no runtime thread information")
-    else:
-        for lib in threadpool_info():
-            name = " ".join(str(v) for v in (lib.get("internal_api"), lib.get("version")) if v)
-            extra = [f"{lib.get('num_threads')} threads"]
-            if lib.get("threading_layer"):
-                extra.append(f"{lib['threading_layer']} threading")
-            extra.append(os.path.basename(lib.get("filepath", "")))
-            lines.append(f"loaded {lib.get('user_api')} library: {name} ({', '.join(extra)})")
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        lines.append(f"torch: {torch.get_num_threads()} threads, "
-                     f"MKL {'yes' if torch.backends.mkl.is_available() else 'no'}")
-    return lines
-
-
-def _data_lines():
-    lines = []
-    for title, name in (("Fashion-MNIST", "fashion-mnist"), ("MNIST", "mnist")):
-        files, searched = find_dataset_files(name)
-        found = {n: p for n, p in files.items() if p is not None}
-        missing = [n for n in files if n not in found]
-        if found:
-            folders = ", ".join(sorted({str(p.parent) for p in found.values()}))
-            what = "found" if not missing else f"{len(found)} of {len(files)} files found"
-            lines.append(f"{title}: {what} in {folders} (checksummed when loaded)")
-        if missing:
-            lines.append(f"{title}: {'not found' if not found else 'missing ' + ', '.join(missing)}"
-                         f" (searched {', '.join(map(str, searched))})")
-    return lines
-
-
 def run_info(args) -> int:
-    print(f"xpnet {__version__} on Python {platform.python_version()} ({platform.platform()}), "
-          f"{os.cpu_count()} CPU(s)")
-    print("packages:")
-    for dist, version in _versions():
-        print(f"  {dist:<18} {version}")
     try:
         B.get_backend()  # raises for an unknown XPNET_BACKEND
         name, why = resolve_backend(None)
         floatx = B.get_floatx()
     except ValueError as exc:  # a bad XPNET_BACKEND / XPNET_FLOATX: one message, no traceback
         return _fail(str(exc))
-    print(f"active backend: {name} ({why}); float type {floatx}")
-    print("backends:")
-    for backend_name in B.BACKENDS:
-        try:
-            b = B.load(backend_name)
-        except B.BackendUnavailableError as exc:
-            print(f"  {backend_name:<18} unavailable: {exc}")
-        else:
-            print(f"  {backend_name:<18} available (device {b.device})")
-    print("BLAS and threads:")
-    for line in _blas_lines():
-        print(f"  {line}")
-    print("data (never downloaded by this command):")
-    for line in _data_lines():
-        print(f"  {line}")
-    env = {k: v for k, v in os.environ.items() if k.startswith("XPNET_")}
-    print("environment: " + (", ".join(f"{k}={v}" for k, v in sorted(env.items())) or "no XPNET_* variables set"))
-    return 0
-
-
-# -- bench --------------------------------------------------------------------------------
-
-def source_root() -> Path | None:
-    """The source checkout this xpnet was imported from, if it has ``benchmarks/``."""
-    root = Path(__file__).resolve().parents[1]
-    return root if (root / "benchmarks" / "baselines.py").is_file() else None
-
-
-_BENCH_RUNNING = "_XPNET_BENCH_RUNNING"  # set for the pytest it starts: no recursion
-
-
-def run_bench(args) -> int:
-    """``nox -s bench`` without nox: pytest-benchmark over ``benchmarks/``, then the report.
-
-    Returns pytest's exit status (the report's PASS/FAIL lines are information).
-    """
-    root = source_root()
-    if root is None:
-        return _fail("the benchmarks live in xpnet's source repository, not in the installed "
-                     "package: clone the repository, `pip install -e '.[test]'` there, and run "
-                     "`python -m xpnet bench` (or `nox -s bench`) in it")
-    if find_spec("pytest_benchmark") is None:
-        return _fail("the benchmarks need pytest-benchmark: pip install -e '.[test]'")
-    if os.environ.get(_BENCH_RUNNING):
-        return _fail("a benchmark run is already in progress in this process tree "
-                     f"({_BENCH_RUNNING} is set); not starting another")
-    results = root / "benchmarks" / "results"
-    default = results / "quick" if args.quick else results
-    out = Path(args.out).resolve() if args.out else default
-    if args.quick and out == results.resolve():
-        return _fail(f"quick runs never replace the full run committed in {results}: "
-                     "leave out --out (they go to benchmarks/results/quick) or name another folder")
-    out.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, **{_BENCH_RUNNING: "1"})
-    if args.backends:
-        env["XPNET_BENCH_BACKENDS"] = args.backends
-    if args.quick:
-        env["XPNET_BENCH_QUICK"] = "1"
-    json_path = out / "bench.json"
-    cmd = [sys.executable, "-m", "pytest", "benchmarks", "--benchmark-enable",
-           f"--benchmark-json={json_path}", "-p", "no:randomly", "-p", "no:cacheprovider", "-q"]
-    print("$ " + " ".join(cmd), flush=True)
-    status = subprocess.call(cmd, cwd=root, env=env)
-    if json_path.is_file():
-        report = [sys.executable, "-m", "benchmarks.report", str(json_path), "--out", str(out)]
-        status = status or subprocess.call(report, cwd=root, env=env)
-    return status
+    return _info.report(name, why, floatx)
 
 
 def main(argv=None) -> int:
@@ -387,6 +244,4 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "demo":
         return run_demo(args)
-    if args.command == "bench":
-        return run_bench(args)
     return run_info(args)
