@@ -97,6 +97,17 @@ class Optimizer:
         return f"{type(self).__name__}({args})"
 
 
+def _scaled_step(p, u, h, lr):
+    """``p - lr * u / (sqrt(h) + EPSILON)``, the step of AdaGrad, RMSprop and Adam, written
+    in place on the arrays it makes (two instead of five: faster, see benchmarks/README.md)."""
+    d = h ** 0.5
+    d += EPSILON
+    step = u / d
+    step *= -lr
+    step += p
+    return step
+
+
 class SGD(Optimizer):
     """Stochastic gradient descent: ``W -= lr * g``."""
 
@@ -154,7 +165,7 @@ class AdaGrad(Optimizer):
 
     def update_one(self, p, g, slots, step):
         h = slots["h"] + g * g
-        return p - self.lr * g / (h ** 0.5 + EPSILON), {"h": h}
+        return _scaled_step(p, g, h, self.lr), {"h": h}
 
 
 class RMSprop(Optimizer):
@@ -170,7 +181,7 @@ class RMSprop(Optimizer):
     def update_one(self, p, g, slots, step):
         d = self.decay_rate
         h = d * slots["h"] + (1 - d) * g * g
-        return p - self.lr * g / (h ** 0.5 + EPSILON), {"h": h}
+        return _scaled_step(p, g, h, self.lr), {"h": h}
 
 
 class Adam(Optimizer):
@@ -188,9 +199,17 @@ class Adam(Optimizer):
     def update_one(self, p, g, slots, step):
         b1, b2 = self.beta1, self.beta2
         lr_t = self.lr * (1 - b2 ** step) ** 0.5 / (1 - b1 ** step)  # works for an array step too
-        m = b1 * slots["m"] + (1 - b1) * g
-        v = b2 * slots["v"] + (1 - b2) * g * g
-        return p - lr_t * m / (v ** 0.5 + EPSILON), {"m": m, "v": v}
+        # the book's m += (1 - b1) * (g - m), v += (1 - b2) * (g*g - v), in place on arrays
+        # made here (4 in all, not 12: faster, see benchmarks/README.md)
+        m_old, v_old = slots["m"], slots["v"]
+        m = g - m_old
+        m *= 1 - b1
+        m += m_old
+        v = g * g
+        v -= v_old
+        v *= 1 - b2
+        v += v_old
+        return _scaled_step(p, m, v, lr_t), {"m": m, "v": v}
 
 
 OPTIMIZERS = {
