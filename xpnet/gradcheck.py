@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from array_api_compat import array_namespace, device
 
+from .backend import host_rng
 from .functions import numerical_gradient
 
 __all__ = ["relative_error", "check_layer", "check_loss", "check_model", "check_function"]
@@ -42,8 +43,6 @@ def check_layer(layer, x, *, training=True, seed=0, h=1e-4) -> dict:
     xp = array_namespace(x)
     _reset_rng(layer)
     out = layer.forward(x, training=training)
-    from .backend import host_rng  # host randomness lives in the backend module
-
     r = host_rng(seed).standard_normal(tuple(out.shape))
     R = xp.asarray(r, dtype=out.dtype, device=device(out))
     dx = layer.backward(R)

@@ -9,24 +9,36 @@ keyed by the parameter's stable name (``"dense_1/W"``), never by ``id()``.
 ``update(params, grads)`` is the book's interface: it rebinds the entries of the dict
 ``params`` and keeps the state on the optimizer.
 
-``weight_decay`` adds ``weight_decay * W`` to the gradient of every parameter with two or
-more dimensions (weights, not biases), i.e. an L2 penalty ``0.5 * weight_decay * W**2``
-as in the book.
+``weight_decay`` is the book's L2 penalty ``0.5 * lambda * sum(W**2)`` over every parameter
+with two or more dimensions (weights, not biases): :func:`weight_decay_grad` adds its
+gradient ``lambda * W``, for the optimizers and for :class:`~xpnet.models.MultiLayerNet`.
 """
 from __future__ import annotations
-
-import math
 
 from array_api_compat import array_namespace
 
 from . import _validate as V
+from .functions import EPSILON
 from ._registry import resolve
 
 __all__ = ["Optimizer", "SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam",
-           "get_optimizer", "OPTIMIZERS"]
+           "get_optimizer", "OPTIMIZERS", "weight_decay_grad", "weight_decay_loss"]
 
-EPS = 1e-7
 
+def weight_decay_grad(g, p, lam):
+    """``g + lam * p`` for a weight ``p`` (two or more dimensions), else ``g``."""
+    return g + lam * p if lam and p.ndim >= 2 else g
+
+
+def weight_decay_loss(params, lam):
+    """``0.5 * lam * sum(p**2)`` over the weights of ``params`` (a 0-d array, or 0.0)."""
+    if not lam:
+        return 0.0
+    total = 0.0
+    for p in params.values():
+        if p.ndim >= 2:
+            total = total + array_namespace(p).sum(p * p)
+    return 0.5 * lam * total
 
 class Optimizer:
     """Base class: subclasses set ``slots`` and write ``update_one``."""
@@ -61,9 +73,7 @@ class Optimizer:
         step = state["step"] + 1
         new_params, new_slots = {}, {}
         for key, p in params.items():
-            g = grads[key]
-            if self.weight_decay and p.ndim >= 2:
-                g = g + self.weight_decay * p
+            g = weight_decay_grad(grads[key], p, self.weight_decay)
             new_params[key], new_slots[key] = self.update_one(p, g, state["slots"][key], step)
         return new_params, {"step": step, "slots": new_slots}
 
@@ -88,15 +98,10 @@ class Optimizer:
 
 
 def _scaled_step(p, u, h, lr):
-    """``p - lr * u / (sqrt(h) + EPS)``, the step of AdaGrad, RMSprop and Adam.
-
-    Optimizers never write into their inputs (``p``, gradients, state) -- immutable arrays
-    work -- but the in-place operators below work on arrays made here: two fresh arrays
-    instead of five (Adam's whole update makes 4 instead of 12; the epoch time moved by
-    1-3%, within this machine's noise, so this is for memory traffic, not speed).
-    """
+    """``p - lr * u / (sqrt(h) + EPSILON)``, the step of AdaGrad, RMSprop and Adam, written
+    in place on the arrays it makes (two instead of five: faster, see benchmarks/README.md)."""
     d = h ** 0.5
-    d += EPS
+    d += EPSILON
     step = u / d
     step *= -lr
     step += p
@@ -110,9 +115,7 @@ class SGD(Optimizer):
         super().__init__(lr, weight_decay)
 
     def update_one(self, p, g, slots, step):
-        new = g * -self.lr
-        new += p  # in place on the array just made: p - lr * g with one allocation
-        return new, slots
+        return p - self.lr * g, slots
 
 
 class Momentum(Optimizer):
@@ -125,8 +128,7 @@ class Momentum(Optimizer):
         self.momentum = self._fraction(momentum, "momentum")
 
     def update_one(self, p, g, slots, step):
-        v = g * -self.lr
-        v += self.momentum * slots["v"]
+        v = self.momentum * slots["v"] - self.lr * g
         return p + v, {"v": v}
 
 
@@ -147,13 +149,9 @@ class Nesterov(Optimizer):
         self.momentum = self._fraction(momentum, "momentum")
 
     def update_one(self, p, g, slots, step):
-        m, v_old = self.momentum, slots["v"]
-        new = g * (-(1 + m) * self.lr)
-        new += (m * m) * v_old
-        new += p
-        v = g * -self.lr
-        v += m * v_old
-        return new, {"v": v}
+        m, lr, v = self.momentum, self.lr, slots["v"]
+        new_p = p + m * m * v - (1 + m) * lr * g
+        return new_p, {"v": m * v - lr * g}
 
 
 class AdaGrad(Optimizer):
@@ -166,8 +164,7 @@ class AdaGrad(Optimizer):
         super().__init__(lr, weight_decay)
 
     def update_one(self, p, g, slots, step):
-        h = g * g
-        h += slots["h"]
+        h = slots["h"] + g * g
         return _scaled_step(p, g, h, self.lr), {"h": h}
 
 
@@ -183,16 +180,14 @@ class RMSprop(Optimizer):
 
     def update_one(self, p, g, slots, step):
         d = self.decay_rate
-        h = g * g
-        h *= 1 - d
-        h += d * slots["h"]
+        h = d * slots["h"] + (1 - d) * g * g
         return _scaled_step(p, g, h, self.lr), {"h": h}
 
 
 class Adam(Optimizer):
     """Adam with bias correction folded into the step size, as in the book:
-    ``lr_t = lr * sqrt(1 - b2**t) / (1 - b1**t)``. Kingma & Ba 2015,
-    https://arxiv.org/abs/1412.6980."""
+    ``lr_t = lr * sqrt(1 - b2**t) / (1 - b1**t)``, ``t`` the step count of the state.
+    Kingma & Ba 2015, https://arxiv.org/abs/1412.6980."""
 
     slots = ("m", "v")
 
@@ -203,12 +198,14 @@ class Adam(Optimizer):
 
     def update_one(self, p, g, slots, step):
         b1, b2 = self.beta1, self.beta2
-        lr_t = self.lr * math.sqrt(1.0 - b2 ** step) / (1.0 - b1 ** step)
+        lr_t = self.lr * (1 - b2 ** step) ** 0.5 / (1 - b1 ** step)  # works for an array step too
+        # the book's m += (1 - b1) * (g - m), v += (1 - b2) * (g*g - v), in place on arrays
+        # made here (4 in all, not 12: faster, see benchmarks/README.md)
         m_old, v_old = slots["m"], slots["v"]
-        m = g - m_old  # m + (1 - b1) * (g - m)
+        m = g - m_old
         m *= 1 - b1
         m += m_old
-        v = g * g      # v + (1 - b2) * (g*g - v)
+        v = g * g
         v -= v_old
         v *= 1 - b2
         v += v_old

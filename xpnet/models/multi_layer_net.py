@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .. import _validate as V
 from ..layers import Affine, BatchNormalization, Dropout, get_activation
+from ..optimizers import weight_decay_grad, weight_decay_loss
 from .two_layer_net import _BookNet
 
 __all__ = ["MultiLayerNet"]
@@ -34,7 +35,7 @@ class MultiLayerNet(_BookNet):
         "sigmoid"/"xavier" (``sqrt(1 / fan_in)``).
     weight_decay_lambda : float
         L2 strength: the loss adds ``0.5 * lambda * sum(W**2)`` for every weight matrix and
-        the gradient ``lambda * W``.
+        the gradient ``lambda * W``, as an optimizer's ``weight_decay`` does.
     use_dropout : bool
         Add a Dropout layer after each hidden activation.
     dropout_ratio : float
@@ -109,24 +110,14 @@ class MultiLayerNet(_BookNet):
         training mode (batch statistics, random masks)."""
         return self._forward(x, training=train_flg)
 
-    def _weight_decay(self):
-        lam = self.weight_decay_lambda
-        if not lam:
-            return 0.0
-        xp = self.xp
-        total = 0.0
-        for idx in range(1, self.hidden_layer_num + 2):
-            W = self.params[f"W{idx}"]
-            total = total + xp.sum(W * W)
-        return 0.5 * lam * total
-
     def loss(self, x, t, train_flg=False):
         """Cross-entropy plus ``0.5 * lambda * sum(W**2)`` over every weight matrix.
 
         Returns a 0-d array of the backend (no host sync).
         """
         y = self.predict(x, train_flg)
-        return self.last_layer.forward(y, self._as_target(t)) + self._weight_decay()
+        decay = weight_decay_loss(self.params, self.weight_decay_lambda)
+        return self.last_layer.forward(y, self._as_target(t)) + decay
 
     def _train_loss(self, x, t):
         return self.loss(x, t, train_flg=True)
@@ -135,12 +126,6 @@ class MultiLayerNet(_BookNet):
         """Gradients of the training-mode :meth:`loss` by backpropagation (chapters 5-6),
         keyed like ``params``; weights get ``lambda * W`` from the decay term."""
         self.loss(x, t, train_flg=True)
-        layer_grads = self._backward()
+        grads = self._backward()
         lam = self.weight_decay_lambda
-        grads = {}
-        for key in self.params:
-            g = layer_grads[key]
-            if lam and key.startswith("W"):
-                g = g + lam * self.params[key]
-            grads[key] = g
-        return grads
+        return {key: weight_decay_grad(grads[key], p, lam) for key, p in self.params.items()}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numbers
 
 from .. import backend as _backend
+from .._registry import resolve
 from .._validate import check_seed
 from ..optimizers import OPTIMIZERS, Optimizer
 
@@ -29,18 +30,10 @@ def make_optimizer(optimizer="sgd", optimizer_param=None) -> Optimizer:
     ``optimizer_param`` must be empty).
     """
     params = dict(optimizer_param or {})
-    if isinstance(optimizer, Optimizer):
-        if params:
-            raise ValueError("optimizer_param is for an optimizer given by name, "
-                             "not for an Optimizer instance")
-        return optimizer
-    if not isinstance(optimizer, str):
-        raise TypeError(f"optimizer is a name or an Optimizer, got {type(optimizer).__name__}")
-    key = optimizer.lower()
-    if key not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {optimizer!r}; valid names are: "
-                         f"{', '.join(OPTIMIZERS)}")
-    return OPTIMIZERS[key](**params)
+    if params and isinstance(optimizer, Optimizer):
+        raise ValueError("optimizer_param is for an optimizer given by name, "
+                         "not for an Optimizer instance")
+    return resolve(optimizer, OPTIMIZERS, Optimizer, "optimizer", **params)
 
 
 class Trainer:
@@ -138,7 +131,7 @@ class Trainer:
             return _backend.asarray(data[idx], backend=self.backend)
         return self.backend.xp.take(data, idx_device, axis=0)
 
-    def train_step(self):
+    def step(self):
         """One mini-batch step; at the end of an epoch, record and report the epoch."""
         idx = self.rng.choice(self.train_size, self.batch_size)
         idx_device = None
@@ -153,6 +146,8 @@ class Trainer:
         self.current_iter += 1
         if self.current_iter % self.iter_per_epoch == 0:
             self._end_epoch()
+
+    train_step = step  # the book's name
 
     def _end_epoch(self):
         self.current_epoch += 1
@@ -176,7 +171,7 @@ class Trainer:
     def train(self):
         """Run all ``epochs``; return ``self`` (read the lists and ``final_test_acc``)."""
         while self.current_iter < self.max_iter:
-            self.train_step()
+            self.step()
         if self.evaluate_sample_num_per_epoch is None and self.test_acc_list:
             self.final_test_acc = self.test_acc_list[-1]
         else:
