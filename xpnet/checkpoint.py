@@ -14,7 +14,7 @@ __all__ = ["save", "load", "checked_weights"]
 
 
 def _weight_arrays(model):
-    model._ensure_built()
+    model.build_for()
     arrays, layers = {}, []
     for l in model.layers:
         entry = {"name": l.name, "class": type(l).__name__, "params": {}, "state": {}}

@@ -44,9 +44,7 @@ def _prepare(model, x, y, name=""):
     x = D.as_data(x, backend, name + "x")
     y = D.as_data(y, backend, name + "y")
     D.check_xy(x, y)
-    model._ensure_built(x)
-    if tuple(x.shape[1:]) != model.input_shape:
-        model._raise_shape(x.shape)
+    model.check_input(x)
     D.check_finite(x, name + "x", model.dtype_name)  # as the model sees it, after the cast
     D.check_finite(y, name + "y", None if model.loss.sparse else model.dtype_name)
     y_dtype = D.check_targets(y, model.loss, model.output_shape, name + "y") or model.dtype_name

@@ -17,7 +17,6 @@ from . import data as D
 from . import checkpoint as _ckpt
 from ._validate import check_seed
 from .fit_loop import run_evaluate, run_fit
-from .layers.affine import Affine, Dense
 from .layers.base import Layer
 from .layers.regularization import BatchNormalization
 from .losses import get_loss
@@ -119,7 +118,6 @@ class Sequential:
         self.output_shape = shape
         self._slots = [(f"{l.name}/{k}", l, k) for l in self.layers for k in l.params]
         self._plan_training()
-        self._probe_at = _first_affine(self.layers)
         self.dtype_name = dtype
         self.built = True
         self.opt_state = None
@@ -130,7 +128,9 @@ class Sequential:
             raise ValueError(f"the model has no layers, so it cannot {what}: add some with "
                              "model.add(...) or Sequential([...])")
 
-    def _ensure_built(self, x=None):
+    def build_for(self, x=None) -> None:
+        """Build the model if it is not built: for ``x``'s per-sample shape, unless the
+        first layer declares its ``input_shape``."""
         if not self.built:
             self._require_layers("run")
             self.build(None if x is None or self.layers[0].input_shape else tuple(x.shape[1:]))
@@ -232,26 +232,30 @@ class Sequential:
         backend = self.backend if self.built else B.current()
         if not isinstance(x, backend.array_type) or backend.name in ("torch", "cupy"):
             x = B.asarray(x, backend=backend)
-        self._ensure_built(x)
-        if tuple(x.shape[1:]) != self.input_shape:
-            self._raise_shape(x.shape)
+        self.check_input(x)
         if x.dtype != backend.float_dtype(self.dtype_name):
             x = backend.xp.astype(x, backend.float_dtype(self.dtype_name))
         return self.forward(x, training)
 
-    def _raise_shape(self, shape):
-        first = self.layers[0]
-        raise ValueError(
-            f"input of shape {tuple(shape)} does not fit layer {first.name!r}: it expects "
-            f"(batch, {', '.join(map(str, self.input_shape))}) and got per-sample shape "
-            f"{tuple(shape[1:])}"
-        )
+    def check_input(self, x) -> None:
+        """Build the model for ``x`` if needed (:meth:`build_for`); refuse an ``x`` whose
+        per-sample shape does not fit the first layer, naming the layer and both shapes."""
+        self.build_for(x)
+        if tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(
+                f"input of shape {tuple(x.shape)} does not fit layer {self.layers[0].name!r}: "
+                f"it expects (batch, {', '.join(map(str, self.input_shape))}) and got "
+                f"per-sample shape {tuple(x.shape[1:])}"
+            )
 
-    def predict(self, x, batch_size=32, verbose=0):
+    def predict(self, x, batch_size=32, verbose=0, check_finite=True):
         """Outputs for ``x``, computed ``batch_size`` rows at a time.
 
         Memory is bounded by the batch, not by the input. NumPy input gives a NumPy
         result; an array of the active backend gives one of the same backend.
+        ``x`` is checked for NaN/inf as the model computes with it (host data batch by
+        batch, device data once before the loop, so the loop never waits for the device);
+        ``check_finite=False`` skips that, for data known to be clean.
         ``verbose`` is accepted for code written for Keras; predict shows no progress.
         An unbuilt model without a declared input shape is built from ``x``.
         """
@@ -259,42 +263,20 @@ class Sequential:
         self._require_layers("predict")
         x = D.as_data(x, self.backend if self.built else B.current())
         D.check_xy(x, None)
-        self._ensure_built(x)
-        if tuple(x.shape[1:]) != self.input_shape:
-            self._raise_shape(x.shape)
+        self.check_input(x)
         slices = D.batch_slices(D.num_rows(x), batch_size)
-        outs = self._predict_batches(x, slices, batch_size)
+        check = D.finite_checker(x, batch_size, dtype=self.dtype_name) if check_finite else None
+        outs = self._predict_batches(x, slices, check)
         if B._library_of(x) == "numpy":  # into one host array: output + a batch, not twice
             return D.gather_on_host(outs, slices, self.backend)
         outs = list(outs)
         return outs[0] if len(outs) == 1 else self.backend.xp.concat(outs, axis=0)
 
-    def _predict_batches(self, x, slices, batch_size):
-        """The outputs of each batch, checking ``x`` for NaN/inf on the way.
-
-        On a host backend, when the network starts with an Affine/Dense (after reshapes
-        only), the check reads that layer's pre-activations instead of ``x`` itself
-        (:func:`xpnet.data.preactivation_probe`: exact, and 15x fewer numbers for the
-        book's network). Otherwise ``x`` is checked as :func:`xpnet.data.finite_checker`
-        does; device data is checked once, before the loop, so the loop never waits for
-        the device.
-        """
-        backend, dtype, layers, at = self.backend, self.dtype_name, self.layers, self._probe_at
-        probe = D.preactivation_probe(x, backend, dtype=dtype) if at is not None and backend.on_host else None
-        check = D.finite_checker(x, batch_size, dtype=dtype) if probe is None else D.no_check
+    def _predict_batches(self, x, slices, check):
         for i, j in slices:
-            check(i, j)
-            h = D.take_rows(x, slice(i, j), backend, dtype)
-            if probe is None:
-                yield self.forward(h, False)
-                continue
-            for layer in layers[:at]:
-                h = layer.forward(h, False)
-            with B.ignore_invalid(backend):  # inf in x: the ValueError says it, not a warning
-                h = layers[at].forward_probed(h, lambda z: probe(z, i, j), False)
-            for layer in layers[at + 1:]:
-                h = layer.forward(h, False)
-            yield h
+            if check is not None:
+                check(i, j)
+            yield self.forward(D.take_rows(x, slice(i, j), self.backend, self.dtype_name), False)
 
     def fit(self, x, y, epochs=1, batch_size=32, validation_data=None, validation_split=0.0,
             shuffle=True, callbacks=None, verbose=1, seed=None, initial_epoch=0):
@@ -339,7 +321,7 @@ class Sequential:
 
     def get_weights(self) -> list:
         """Every layer's parameters then state, as NumPy arrays, in layer order (W, b ...)."""
-        self._ensure_built()
+        self.build_for()
         return [B.to_numpy(a) for l in self.layers for a in (*l.params.values(), *l.state.values())]
 
     def set_weights(self, weights) -> None:
@@ -348,13 +330,13 @@ class Sequential:
         Every array is checked (shape, a number type, finite after the cast to the model's
         dtype) before any is set: a refused list leaves the model unchanged.
         """
-        self._ensure_built()
+        self.build_for()
         for store, key, value in _ckpt.checked_weights(self, weights):
             store[key] = value
 
     def count_params(self) -> int:
         """The number of scalars in every layer's parameters and state (Keras' total)."""
-        self._ensure_built()
+        self.build_for()
         return sum(_size(l.params) + _size(l.state) for l in self.layers)
 
     def summary(self, print_fn=print) -> str:
@@ -365,7 +347,7 @@ class Sequential:
         statistics) and the parameters of frozen layers.
         """
         self._require_layers("summarise itself")
-        self._ensure_built()
+        self.build_for()
         rows = [(f"{l.name} ({type(l).__name__})", str((None, *s)),
                  f"{_size(l.params) + _size(l.state):,}")
                 for l, s in zip(self.layers, self.output_shapes)]
@@ -387,7 +369,7 @@ class Sequential:
     # -- moving and saving --------------------------------------------------------------
     def to(self, backend_name: str) -> "Sequential":
         """Move parameters, state and optimizer state to another backend; return self."""
-        self._ensure_built()
+        self.build_for()
         target = B.load(backend_name)
         move = lambda a: B.asarray(B.to_numpy(a), backend=target)  # noqa: E731
         for layer in self.layers:
@@ -504,17 +486,3 @@ class _FrozenNormalization:
             dout = xp.reshape(dout, (dout.shape[0], -1))
         dx = self.layer.params["gamma"] * dout / self.std
         return dx if len(self.x_shape) == 2 else xp.reshape(dx, self.x_shape)
-
-
-def _first_affine(layers):
-    """Index of the first Affine/Dense if only reshaping layers come before it, else None.
-
-    ``forward_probed`` runs Affine's own steps, so a subclass that overrides ``forward``
-    is not probed (its forward is what predict must run).
-    """
-    for i, layer in enumerate(layers):
-        if isinstance(layer, Affine):
-            return i if type(layer).forward in (Affine.forward, Dense.forward) else None
-        if not layer.reshapes_only:
-            return None
-    return None
