@@ -16,7 +16,7 @@ from . import backend as B
 from . import data as D
 from . import checkpoint as _ckpt
 from ._validate import check_seed
-from .fit_loop import run_evaluate, run_fit
+from .training import run_evaluate, run_fit
 from .layers.base import Layer
 from .layers.regularization import BatchNormalization
 from .losses import get_loss
@@ -54,6 +54,7 @@ class Sequential:
         self.built = False
         self.optimizer = self.loss = None
         self.metrics = []
+        self._metric_specs = []
         self.compiled = False
         self.opt_state = None
         self.stop_training = False
@@ -117,7 +118,7 @@ class Sequential:
             self.output_shapes.append(shape)
         self.output_shape = shape
         self._slots = [(f"{l.name}/{k}", l, k) for l in self.layers for k in l.params]
-        self._plan_training()
+        self.plan_training()
         self.dtype_name = dtype
         self.built = True
         self.opt_state = None
@@ -135,7 +136,7 @@ class Sequential:
             self._require_layers("run")
             self.build(None if x is None or self.layers[0].input_shape else tuple(x.shape[1:]))
 
-    def _plan_training(self):
+    def plan_training(self) -> int:
         """Read each layer's ``trainable`` flag (once per ``fit``, not per batch).
 
         Sets the slots the optimizer updates, the layers a training forward pass runs
@@ -193,6 +194,12 @@ class Sequential:
             raise
         self.metrics = [get_metric(m, self.loss, units) for m in self._metric_specs]
         self._fused = self.loss.fuses_with(last)
+
+    @property
+    def metric_names(self) -> list:
+        """The compiled metrics' names, as the logs of ``fit`` and ``evaluate`` key them."""
+        return [spec if isinstance(spec, str) else m.name
+                for spec, m in zip(self._metric_specs, self.metrics)]
 
     def _require_compiled(self, what):
         if not self.compiled:
@@ -282,9 +289,10 @@ class Sequential:
             shuffle=True, callbacks=None, verbose=1, seed=None, initial_epoch=0):
         """Train for ``epochs`` passes over ``(x, y)``; return a :class:`History`.
 
-        See :func:`xpnet.fit_loop.run_fit` for the details of each argument.
+        See :func:`xpnet.training.run_fit` for the details of each argument.
         """
         self._require_compiled("fit")
+        self._require_layers("fit")
         return run_fit(self, x, y, epochs=epochs, batch_size=batch_size,
                        validation_data=validation_data, validation_split=validation_split,
                        shuffle=shuffle, callbacks=callbacks, verbose=verbose, seed=seed,
@@ -293,6 +301,7 @@ class Sequential:
     def evaluate(self, x, y, batch_size=32, verbose=1, return_dict=False):
         """Loss then metrics over ``(x, y)``, in the order given to ``compile`` (as Keras)."""
         self._require_compiled("evaluate")
+        self._require_layers("evaluate")
         logs = run_evaluate(self, x, y, batch_size=batch_size, verbose=verbose)
         if return_dict:
             return logs
