@@ -15,13 +15,14 @@ import re
 from . import backend as B
 from . import data as D
 from . import checkpoint as _ckpt
+from . import freezing as _freezing
 from ._validate import check_seed
 from .training import run_evaluate, run_fit
 from .layers.base import Layer
-from .layers.regularization import BatchNormalization
 from .losses import get_loss
 from .metrics import get_metric
 from .optimizers import get_optimizer
+from .summary import Summary
 
 __all__ = ["Sequential"]
 
@@ -30,7 +31,7 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-class Sequential:
+class Sequential(_ckpt.Weights, Summary):
     """A linear stack of layers with ``compile``/``fit``/``evaluate``/``predict``.
 
     Parameters
@@ -111,10 +112,10 @@ class Sequential:
         self.input_shape = shape
         self.output_shapes = []
         for layer in self.layers:
-            kept = _built_arrays(layer, shape)
+            kept = _ckpt.kept_arrays(layer, shape)
             shape = tuple(layer.build(shape, xp=backend.xp, device=backend.device, dtype=dtype,
                                       rng=rng))
-            _restore_arrays(layer, kept, backend, dtype)
+            _ckpt.restore_arrays(layer, kept, backend, dtype)
             self.output_shapes.append(shape)
         self.output_shape = shape
         self._slots = [(f"{l.name}/{k}", l, k) for l in self.layers for k in l.params]
@@ -137,24 +138,9 @@ class Sequential:
             self.build(None if x is None or self.layers[0].input_shape else tuple(x.shape[1:]))
 
     def plan_training(self) -> int:
-        """Read each layer's ``trainable`` flag (once per ``fit``, not per batch).
-
-        Sets the slots the optimizer updates, the layers a training forward pass runs
-        (a frozen BatchNormalization runs in inference mode) and where the backward pass
-        stops: the layers before the first trainable one with parameters need none.
-        Returns the number of trainable arrays.
-        """
-        frozen = {id(l) for l in self.layers if not getattr(l, "trainable", True)}
-        self._train_slots = [s for s in self._slots if id(s[1]) not in frozen]
-        self._train_layers = [
-            _FrozenNormalization(l) if id(l) in frozen and isinstance(l, BatchNormalization) else l
-            for l in self.layers]
-        first = next((i for i, l in enumerate(self.layers) if l.params and id(l) not in frozen),
-                     len(self.layers))
-        for i, layer in enumerate(self.layers):
-            layer.need_input_grad = i > first
-        self._backward_layers = self._train_layers[first:][::-1]
-        return len(self._train_slots)
+        """Read each layer's ``trainable`` flag (once per ``fit``, not per batch); return
+        the number of trainable arrays (:func:`xpnet.freezing.plan`)."""
+        return _freezing.plan(self)
 
     # -- compiling ----------------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, metrics=None) -> None:
@@ -307,191 +293,3 @@ class Sequential:
             return logs
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
-
-    # -- parameters ---------------------------------------------------------------------
-    def get_params(self, trainable_only=False) -> dict:
-        """The parameter arrays as ``{"<layer>/<name>": array}`` (no copies).
-
-        With ``trainable_only``, those of the layers not frozen (``trainable``) when the
-        model was built or last started ``fit``.
-        """
-        slots = self._train_slots if trainable_only else self._slots
-        return {key: layer.params[name] for key, layer, name in slots}
-
-    def set_params(self, params: dict) -> None:
-        """Rebind the parameter arrays named in ``params`` (keys as :meth:`get_params`)."""
-        for key, layer, name in self._slots:
-            if key in params:
-                layer.params[name] = params[key]
-
-    def get_grads(self) -> dict:
-        """The gradients of the last backward pass, keyed as ``get_params(trainable_only=True)``."""
-        return {key: layer.grads[name] for key, layer, name in self._train_slots}
-
-    def get_weights(self) -> list:
-        """Every layer's parameters then state, as NumPy arrays, in layer order (W, b ...)."""
-        self.build_for()
-        return [B.to_numpy(a) for l in self.layers for a in (*l.params.values(), *l.state.values())]
-
-    def set_weights(self, weights) -> None:
-        """Set parameters and state from a list in the order :meth:`get_weights` gives.
-
-        Every array is checked (shape, a number type, finite after the cast to the model's
-        dtype) before any is set: a refused list leaves the model unchanged.
-        """
-        self.build_for()
-        for store, key, value in _ckpt.checked_weights(self, weights):
-            store[key] = value
-
-    def count_params(self) -> int:
-        """The number of scalars in every layer's parameters and state (Keras' total)."""
-        self.build_for()
-        return sum(_size(l.params) + _size(l.state) for l in self.layers)
-
-    def summary(self, print_fn=print) -> str:
-        """Print (and return) a table of layers, output shapes and parameter counts.
-
-        As Keras: "Trainable params" are the parameters of the layers whose ``trainable``
-        is True; "Non-trainable params" are the state (BatchNormalization's running
-        statistics) and the parameters of frozen layers.
-        """
-        self._require_layers("summarise itself")
-        self.build_for()
-        rows = [(f"{l.name} ({type(l).__name__})", str((None, *s)),
-                 f"{_size(l.params) + _size(l.state):,}")
-                for l, s in zip(self.layers, self.output_shapes)]
-        trainable = sum(_size(l.params) for l in self.layers if getattr(l, "trainable", True))
-        widths = [max(len(h), *(len(r[i]) for r in rows)) + 2
-                  for i, h in enumerate(("Layer (type)", "Output Shape", "Param #"))]
-        line = "".join(h.ljust(w) for h, w in zip(("Layer (type)", "Output Shape", "Param #"), widths))
-        rule = "=" * len(line)
-        text = [f'Model: "{self.name}"  (backend: {self.backend.name}, {self.dtype_name})', rule, line, rule]
-        text += ["".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
-        total = self.count_params()
-        text += [rule, f"Total params: {total:,}", f"Trainable params: {trainable:,}",
-                 f"Non-trainable params: {total - trainable:,}", rule]
-        out = "\n".join(text)
-        if print_fn is not None:
-            print_fn(out)
-        return out
-
-    # -- moving and saving --------------------------------------------------------------
-    def to(self, backend_name: str) -> "Sequential":
-        """Move parameters, state and optimizer state to another backend; return self."""
-        self.build_for()
-        target = B.load(backend_name)
-        move = lambda a: B.asarray(B.to_numpy(a), backend=target)  # noqa: E731
-        for layer in self.layers:
-            for store in (layer.params, layer.state):
-                for k in store:
-                    store[k] = move(store[k])
-            layer.grads = {}
-            for sub in (layer, getattr(layer, "activation", None)):
-                if sub is not None:
-                    sub.xp = target.xp
-            if getattr(layer, "rng", None) is not None:
-                layer.rng = None
-        if self.opt_state is not None:
-            self.opt_state = _map_state(self.opt_state, move)
-        self.backend = target
-        return self
-
-    def save_weights(self, path) -> None:
-        """Write the parameters to an ``.npz`` file atomically (the model stays where it is).
-
-        ``path`` is a ``str``, ``bytes`` or ``os.PathLike``, written as given; a name of
-        another format (``.h5``, ``.keras``, ``.pt``, ``.pth``, ``.pkl`` ...) is refused.
-        """
-        _ckpt.save(self, path)
-
-    def save_checkpoint(self, path, epoch: int) -> None:
-        """Like :meth:`save_weights`, plus the optimizer state and ``epoch`` (an int >= 0),
-        for resuming."""
-        _ckpt.save(self, path, epoch=epoch)
-
-    def load_weights(self, path) -> dict:
-        """Load a file from :meth:`save_weights` or a checkpoint; return its header.
-
-        Layer names, shapes and dtypes are checked from the file's headers before any
-        array is read, and every value (finite) before anything changes: a file of another
-        architecture fails with a message naming the layer and both shapes, and leaves the
-        model as it was. An unbuilt model is built for the file's input shape, which must
-        agree with the first layer's ``input_shape``/``input_dim`` where one is declared.
-        """
-        return _ckpt.load(self, path, with_optimizer=False)
-
-    def load_checkpoint(self, path) -> int:
-        """Load weights and optimizer state from a checkpoint; return its epoch.
-
-        The file is read once, so weights and optimizer state come from the same save.
-        Compile with the checkpoint's optimizer first: a checkpoint holding optimizer
-        state raises ``RuntimeError`` on a model that is not compiled, and
-        :class:`~xpnet.io.WeightFileError` on one compiled with another optimizer.
-        """
-        return int(_ckpt.load(self, path, with_optimizer=True).get("epoch", 0))
-
-
-def _map_state(state, fn):
-    return {"step": state["step"],
-            "slots": {k: {s: fn(v) for s, v in slots.items()} for k, slots in state["slots"].items()}}
-
-
-def _size(arrays: dict) -> int:
-    total = 0
-    for a in arrays.values():
-        n = 1
-        for d in a.shape:
-            n *= int(d)
-        total += n
-    return total
-
-
-def _built_arrays(layer, input_shape):
-    """The parameters and state of ``layer`` if it is built for ``input_shape``, else None."""
-    if not layer.built or layer.input_shape is None or tuple(layer.input_shape) != input_shape:
-        return None
-    if not layer.params and not layer.state:
-        return None
-    return dict(layer.params), dict(layer.state)
-
-
-def _restore_arrays(layer, kept, backend, dtype):
-    """Put back what :func:`_built_arrays` kept where ``build`` made arrays of the same
-    shapes (moved to the backend and dtype of the build)."""
-    if kept is None:
-        return
-    for store, old in zip((layer.params, layer.state), kept):
-        if set(old) != set(store) or any(old[k].shape != store[k].shape for k in store):
-            return
-    for store, old in zip((layer.params, layer.state), kept):
-        for k, fresh in store.items():
-            a = old[k]
-            if type(a) is not type(fresh) or a.dtype != fresh.dtype:
-                a = B.asarray(B.to_numpy(a), dtype=dtype, backend=backend)
-            store[k] = a
-
-
-class _FrozenNormalization:
-    """A frozen BatchNormalization in a training pass: the inference-mode formula (running
-    statistics, as Keras), and its backward pass, ``dx = gamma * dout / sqrt(var + eps)``.
-    Nothing of the layer changes."""
-
-    def __init__(self, layer):
-        self.layer = layer
-
-    def forward(self, x, training=True):
-        l = self.layer
-        xp = l.xp
-        self.x_shape = x.shape
-        if x.ndim != 2:
-            x = xp.reshape(x, (x.shape[0], -1))
-        self.std = xp.sqrt(l.state["running_var"] + l.epsilon)
-        out = l.params["gamma"] * ((x - l.state["running_mean"]) / self.std) + l.params["beta"]
-        return out if len(self.x_shape) == 2 else xp.reshape(out, self.x_shape)
-
-    def backward(self, dout):
-        xp = self.layer.xp
-        if dout.ndim != 2:
-            dout = xp.reshape(dout, (dout.shape[0], -1))
-        dx = self.layer.params["gamma"] * dout / self.std
-        return dx if len(self.x_shape) == 2 else xp.reshape(dx, self.x_shape)
