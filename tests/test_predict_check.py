@@ -1,11 +1,10 @@
-"""``predict``'s NaN/inf check through the first Affine's pre-activations, and the
-activations that may compute in their input's memory.
+"""``predict``'s NaN/inf check of its input, and the activations that may compute in
+their input's memory.
 
-On a host backend, a network that starts with Dense/Affine (after reshapes only) has its
-input checked on ``z = x @ W + b`` rather than on ``x``: these tests pin that the check
-still raises exactly when ``x`` holds NaN or infinity, names the same rows as
-``check_finite``, raises nothing for a finite ``x`` whose ``z`` overflows, and does not
-read ``x`` at all when ``z`` is finite.
+The check raises exactly when ``x`` holds NaN or infinity, names the same rows as
+``check_finite``, raises nothing for a finite ``x`` whose ``x @ W + b`` overflows, reads
+host data batch by batch (large batches) or once (small ones, and device data: no
+device wait per batch), and is skipped with ``check_finite=False``.
 """
 from __future__ import annotations
 
@@ -102,18 +101,35 @@ def reads(monkeypatch):
     return seen
 
 
-@pytest.mark.parametrize("kind", ["dense", "flatten"])
-def test_clean_input_is_checked_on_the_preactivations_only(backend, kind, reads):
-    """On a host backend, finite data never make predict read x for the check."""
-    make, data = MODELS[kind]
-    model = make()
-    out = B.to_numpy(model.predict(data, batch_size=7))
-    expected = np.concatenate([B.to_numpy(model(data[i:i + 7])) for i in range(0, N, 7)])
+@pytest.mark.parametrize("where", ["host", "device"])
+@pytest.mark.parametrize("batch", ["small", "large"])
+def test_clean_input_is_read_once_or_batch_by_batch(backend, monkeypatch, reads, batch, where):
+    """Small batches and device data: one read before the loop; large host batches: one
+    read per batch, just before the model computes with it."""
+    if batch == "large":
+        monkeypatch.setattr(D, "_FINITE_BATCH", 1)
+    model = _dense_first()
+    x = X if where == "host" else B.asarray(X, backend=backend)
+    out = B.to_numpy(model.predict(x, batch_size=7))
+    expected = np.concatenate([B.to_numpy(model(X[i:i + 7])) for i in range(0, N, 7)])
     np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-7)
-    if backend.on_host:
-        assert reads == []
-    else:  # a device backend checks x once, before the loop (no sync per batch)
+    on_device = B._library_of(x) != "numpy"
+    if batch == "large" and not on_device:
+        assert reads == D.batch_slices(N, 7)
+    else:
         assert reads == [(0, N)]
+
+
+@pytest.mark.parametrize("kind", list(MODELS))
+def test_check_finite_false_skips_the_check(backend, kind, reads):
+    make, data = MODELS[kind]
+    x = data.copy()
+    x.reshape(N, -1)[3, 1] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # NaN through the layers may warn: not predict's doing
+        out = B.to_numpy(make().predict(x, batch_size=8, check_finite=False))
+    assert reads == []
+    assert np.isnan(out[3]).all() and np.isfinite(np.delete(out, 3, axis=0)).all()
 
 
 def test_batchnorm_first_still_checks_x(backend, reads):

@@ -11,7 +11,7 @@ import string
 
 from .io import refuse_other_format
 
-__all__ = ["Callback", "EarlyStopping", "ModelCheckpoint", "TerminateOnNaN"]
+__all__ = ["Callback", "CallbackList", "EarlyStopping", "ModelCheckpoint", "TerminateOnNaN"]
 
 
 class Callback:
@@ -39,6 +39,58 @@ class Callback:
 
     def on_train_end(self, logs=None):
         pass
+
+
+class CallbackList:
+    """The callbacks of one ``fit``, each hook called on every callback in order.
+
+    ``callbacks`` is a list of :class:`Callback` (or one, or None), checked here.
+    ``on_train_end`` runs for every callback whose ``on_train_begin`` was called, even
+    after one raises (EarlyStopping restores the best weights there); the first error is
+    raised after all have run.
+    """
+
+    def __init__(self, callbacks=None):
+        if isinstance(callbacks, Callback):
+            callbacks = [callbacks]
+        elif callbacks is None:
+            callbacks = []
+        elif isinstance(callbacks, (str, bytes)) or not hasattr(callbacks, "__iter__"):
+            raise TypeError(f"callbacks must be a list of xpnet Callback objects, got "
+                            f"{type(callbacks).__name__}")
+        self.callbacks = list(callbacks)
+        for cb in self.callbacks:
+            if not isinstance(cb, Callback):
+                raise TypeError(f"callbacks must be xpnet Callback objects, got {type(cb).__name__}")
+        self._begun = []
+
+    def set_model(self, model, params, log_keys):
+        for cb in self.callbacks:
+            cb.set_model(model)
+            cb.params, cb.log_keys = dict(params), list(log_keys)
+
+    def on_train_begin(self):
+        for cb in self.callbacks:
+            self._begun.append(cb)
+            cb.on_train_begin()
+
+    def on_epoch_begin(self, epoch):
+        for cb in self.callbacks:
+            cb.on_epoch_begin(epoch)
+
+    def on_epoch_end(self, epoch, logs):
+        for cb in self.callbacks:
+            cb.on_epoch_end(epoch, logs)
+
+    def on_train_end(self):
+        error = None
+        for cb in self._begun:
+            try:
+                cb.on_train_end()
+            except BaseException as exc:  # KeyboardInterrupt too: the others still run
+                error = error or exc
+        if error is not None:
+            raise error
 
 
 def _monitor_mode(monitor, mode):

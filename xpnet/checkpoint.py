@@ -1,5 +1,7 @@
-"""Saving and loading a :class:`~xpnet.Sequential`: which arrays go into a weight file,
-and the checks made before a file's arrays replace the model's.
+"""A :class:`~xpnet.Sequential`'s arrays in and out: ``get_weights``/``set_weights``,
+moving to another backend, keeping them across a rebuild, and saving and loading them
+(which arrays go into a weight file, and the checks made before a file's arrays replace
+the model's).
 
 The file format itself (atomic ``.npz``, no pickle, a JSON header) is :mod:`xpnet.io`.
 """
@@ -10,11 +12,140 @@ import math
 from . import backend as B
 from . import io as _io
 
-__all__ = ["save", "load", "checked_weights"]
+__all__ = ["Weights", "save", "load", "kept_arrays", "restore_arrays"]
+
+
+class Weights:
+    """The weight methods of :class:`~xpnet.Sequential` (get, set, move, save, load)."""
+
+    def get_params(self, trainable_only=False) -> dict:
+        """The parameter arrays as ``{"<layer>/<name>": array}`` (no copies).
+
+        With ``trainable_only``, those of the layers not frozen (``trainable``) when the
+        model was built or last started ``fit``.
+        """
+        slots = self._train_slots if trainable_only else self._slots
+        return {key: layer.params[name] for key, layer, name in slots}
+
+    def set_params(self, params: dict) -> None:
+        """Rebind the parameter arrays named in ``params`` (keys as :meth:`get_params`)."""
+        for key, layer, name in self._slots:
+            if key in params:
+                layer.params[name] = params[key]
+
+    def get_grads(self) -> dict:
+        """The gradients of the last backward pass, keyed as ``get_params(trainable_only=True)``."""
+        return {key: layer.grads[name] for key, layer, name in self._train_slots}
+
+    def get_weights(self) -> list:
+        """Every layer's parameters then state, as NumPy arrays, in layer order (W, b ...)."""
+        self.build_for()
+        return [B.to_numpy(a) for l in self.layers for a in (*l.params.values(), *l.state.values())]
+
+    def set_weights(self, weights) -> None:
+        """Set parameters and state from a list in the order :meth:`get_weights` gives.
+
+        Every array is checked (shape, a number type, finite after the cast to the model's
+        dtype) before any is set: a refused list leaves the model unchanged.
+        """
+        self.build_for()
+        targets = [(l, d, k) for l in self.layers for d in (l.params, l.state) for k in d]
+        weights = list(weights)
+        if len(weights) != len(targets):
+            raise ValueError(f"set_weights got {len(weights)} arrays, the model has {len(targets)}")
+        host = [_io.host_values(w, store[key].shape, self.dtype_name, f"layer {layer.name!r} {key}")
+                for (layer, store, key), w in zip(targets, weights)]
+        moved = [B.asarray(h, dtype=self.dtype_name, backend=self.backend) for h in host]
+        for (_, store, key), a in zip(targets, moved):  # all checked before any is set
+            store[key] = a
+
+    def to(self, backend_name: str) -> "Sequential":
+        """Move parameters, state and optimizer state to another backend; return self."""
+        self.build_for()
+        target = B.load(backend_name)
+        move = lambda a: B.asarray(B.to_numpy(a), backend=target)  # noqa: E731
+        for layer in self.layers:
+            for store in (layer.params, layer.state):
+                for k in store:
+                    store[k] = move(store[k])
+            layer.grads = {}
+            for sub in (layer, getattr(layer, "activation", None)):
+                if sub is not None:
+                    sub.xp = target.xp
+            if getattr(layer, "rng", None) is not None:
+                layer.rng = None
+        if self.opt_state is not None:
+            self.opt_state = _map_state(self.opt_state, move)
+        self.backend = target
+        return self
+
+    def save_weights(self, path) -> None:
+        """Write the parameters to an ``.npz`` file atomically (the model stays where it is).
+
+        ``path`` is a ``str``, ``bytes`` or ``os.PathLike``, written as given; a name of
+        another format (``.h5``, ``.keras``, ``.pt``, ``.pth``, ``.pkl`` ...) is refused.
+        """
+        save(self, path)
+
+    def save_checkpoint(self, path, epoch: int) -> None:
+        """Like :meth:`save_weights`, plus the optimizer state and ``epoch`` (an int >= 0),
+        for resuming."""
+        save(self, path, epoch=epoch)
+
+    def load_weights(self, path) -> dict:
+        """Load a file from :meth:`save_weights` or a checkpoint; return its header.
+
+        Layer names, shapes and dtypes are checked from the file's headers before any
+        array is read, and every value (finite) before anything changes: a file of another
+        architecture fails with a message naming the layer and both shapes, and leaves the
+        model as it was. An unbuilt model is built for the file's input shape, which must
+        agree with the first layer's ``input_shape``/``input_dim`` where one is declared.
+        """
+        return load(self, path, with_optimizer=False)
+
+    def load_checkpoint(self, path) -> int:
+        """Load weights and optimizer state from a checkpoint; return its epoch.
+
+        The file is read once, so weights and optimizer state come from the same save.
+        Compile with the checkpoint's optimizer first: a checkpoint holding optimizer
+        state raises ``RuntimeError`` on a model that is not compiled, and
+        :class:`~xpnet.io.WeightFileError` on one compiled with another optimizer.
+        """
+        return int(load(self, path, with_optimizer=True).get("epoch", 0))
+
+
+def _map_state(state, fn):
+    return {"step": state["step"],
+            "slots": {k: {s: fn(v) for s, v in slots.items()} for k, slots in state["slots"].items()}}
+
+
+def kept_arrays(layer, input_shape):
+    """The parameters and state of ``layer`` if it is built for ``input_shape``, else None."""
+    if not layer.built or layer.input_shape is None or tuple(layer.input_shape) != input_shape:
+        return None
+    if not layer.params and not layer.state:
+        return None
+    return dict(layer.params), dict(layer.state)
+
+
+def restore_arrays(layer, kept, backend, dtype):
+    """Put back what :func:`kept_arrays` kept where ``build`` made arrays of the same
+    shapes (moved to the backend and dtype of the build)."""
+    if kept is None:
+        return
+    for store, old in zip((layer.params, layer.state), kept):
+        if set(old) != set(store) or any(old[k].shape != store[k].shape for k in store):
+            return
+    for store, old in zip((layer.params, layer.state), kept):
+        for k, fresh in store.items():
+            a = old[k]
+            if type(a) is not type(fresh) or a.dtype != fresh.dtype:
+                a = B.asarray(B.to_numpy(a), dtype=dtype, backend=backend)
+            store[k] = a
 
 
 def _weight_arrays(model):
-    model._ensure_built()
+    model.build_for()
     arrays, layers = {}, []
     for l in model.layers:
         entry = {"name": l.name, "class": type(l).__name__, "params": {}, "state": {}}
@@ -149,16 +280,3 @@ def _read_checked(model, f, saved, with_optimizer):
                                       f"has {theirs}")
     values = [move(f.read(key), what) for _, _, key, _, what in wanted]
     return [(store, k, v) for (store, k, *_), v in zip(wanted, values)], state
-
-
-def checked_weights(model, weights) -> list:
-    """``weights`` (in :meth:`~xpnet.Sequential.get_weights` order) as arrays of the model's
-    backend and dtype, each checked (shape, numbers, finite) before any is used."""
-    targets = [(l, d, k) for l in model.layers for d in (l.params, l.state) for k in d]
-    weights = list(weights)
-    if len(weights) != len(targets):
-        raise ValueError(f"set_weights got {len(weights)} arrays, the model has {len(targets)}")
-    host = [_io.host_values(w, store[key].shape, model.dtype_name, f"layer {layer.name!r} {key}")
-            for (layer, store, key), w in zip(targets, weights)]
-    return [(store, key, B.asarray(h, dtype=model.dtype_name, backend=model.backend))
-            for (_, store, key), h in zip(targets, host)]

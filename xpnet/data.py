@@ -8,14 +8,12 @@ path copies the whole data set.
 """
 from __future__ import annotations
 
-import math
 import numbers
 
 from . import backend as B
 
 __all__ = ["as_data", "check_batch_size", "batch_slices", "check_xy", "check_finite",
-           "finite_checker", "no_check", "preactivation_probe", "check_targets", "take_rows",
-           "num_rows", "gather_on_host"]
+           "finite_checker", "check_targets", "take_rows", "num_rows", "gather_on_host"]
 
 _FINITE_CHUNK = 1 << 18  # elements per chunk when locating the first bad rows
 _FINITE_BATCH = 1 << 16  # predict checks host batches of this many elements or more one by one
@@ -156,51 +154,20 @@ def check_finite(x, name="x", dtype=None):
 def finite_checker(x, batch_size, name="x", dtype=None):
     """Check ``x`` as :func:`check_finite` does, now or batch by batch.
 
-    Returns ``check(i, j)`` to call before using rows ``i..j-1``. Host data in batches of
-    at least ``_FINITE_BATCH`` elements is checked batch by batch, while the rows are in
-    cache (``predict`` then reads the data once, not twice); device data and small batches
-    (where a call per batch costs more than it saves) are checked here, all at once.
+    Returns ``check(i, j)`` to call before the model computes with rows ``i..j-1``. Host
+    data in batches of at least ``_FINITE_BATCH`` elements is checked batch by batch,
+    while the rows are in cache (``predict`` then reads the data once, not twice); device
+    data (so the batch loop never waits for the device) and small batches (where a call
+    per batch costs more than it saves) are checked here, all at once.
     """
     plan = _finite_plan(x, dtype)
-    if plan is None:
-        return no_check
-    if B._library_of(x) != "numpy" or batch_size * plan.row_size < _FINITE_BATCH:
+    if plan is not None and (B._library_of(x) != "numpy"
+                             or batch_size * plan.row_size < _FINITE_BATCH):
         _check_rows(x, plan, name, 0, num_rows(x))
-        return no_check
+        plan = None
+    if plan is None:
+        return lambda i, j: None
     return lambda i, j: _check_rows(x, plan, name, i, j)
-
-
-def no_check(i, j):
-    """The checker for data that need none (integers, or checked another way)."""
-    return None
-
-
-def preactivation_probe(x, backend, name="x", dtype=None):
-    """``probe(z, i, j)``: check rows ``i..j-1`` of ``x`` through ``z``, the first
-    Affine layer's pre-activations for those rows, or None if ``x`` is not float.
-
-    A NaN or infinity anywhere in a row of ``x`` makes every entry of that row of
-    ``z = x @ W + b`` NaN or infinite (IEEE arithmetic: ``nan * w`` is NaN, ``inf * w`` is
-    infinite, ``inf * 0`` is NaN). So when ``z`` is finite, the rows are finite, and the
-    check reads ``z`` (50 numbers a row for the book's network) instead of ``x`` (784).
-    Only when ``z`` is not finite are the rows of ``x`` themselves read, which decides
-    exactly as :func:`check_finite` (a finite ``x`` whose ``z`` overflows raises nothing).
-    None too for float data wider than ``dtype`` (float64 for a float32 model): their cast
-    can overflow, so they are checked before it, by :func:`finite_checker`.
-    ``z`` is tested with one reduction, ``isfinite(sum(z))``: NaN and infinity propagate
-    through a sum, and a sum that overflows from finite values only sends the decision
-    to ``x``. Each call reads ``z`` on the host: meant for backends whose arrays live there.
-    """
-    plan = _finite_plan(x, dtype)
-    if plan is None or plan.cast_to is not None:  # the cast could overflow: check x first
-        return None
-    zxp = backend.xp
-
-    def probe(z, i, j):
-        if not math.isfinite(float(zxp.sum(z))):  # float() of a 0-d array: in the standard
-            _check_rows(x, plan, name, i, j)
-
-    return probe
 
 
 def check_targets(y, loss, output_shape, name="y"):

@@ -1,17 +1,192 @@
-"""One training step as a pure function of (parameters, optimizer state, batch).
+"""Training: the loops behind ``Sequential.fit`` and ``evaluate``, and the step they run.
 
-:meth:`xpnet.Sequential.fit` is a loop over :func:`train_step`. The step reads nothing
-global and writes nothing but its return values (and the layers' scratch space), so it
-can be mapped over devices: a data-parallel trainer calls :func:`forward_backward` on
-each shard, all-reduces (averages) the ``grads`` dicts, and calls
+:func:`run_fit` checks its arguments and the data once, then runs epochs of
+:func:`train_step`, a pure function of (parameters, optimizer state, batch): it reads
+nothing global and writes nothing but its return values (and the layers' scratch space),
+so it can be mapped over devices. A data-parallel trainer calls :func:`forward_backward`
+on each shard, all-reduces (averages) the ``grads`` dicts, and calls
 ``optimizer.apply(params, grads, opt_state)`` everywhere.
 
-No function here reads a value back to the host: the loss comes back as a 0-d array on
-the device.
+Host reads are few and deliberate: the step never reads a value back (the loss is a 0-d
+array on the device); the per-batch losses and metric sums are read when the progress bar
+refreshes (about ten times an epoch with ``verbose=1``) and once at the end of each epoch.
 """
 from __future__ import annotations
 
-__all__ = ["forward_backward", "train_step"]
+import math
+import numbers
+import warnings
+
+import array_api_compat
+
+from . import backend as B
+from . import data as D
+from ._validate import check_seed
+from .callbacks import CallbackList
+from .history import History
+
+__all__ = ["run_fit", "run_evaluate", "train_step", "forward_backward"]
+
+_BAR_UPDATES = 10
+
+
+def run_fit(model, x, y, *, epochs=1, batch_size=32, validation_data=None, validation_split=0.0,
+            shuffle=True, callbacks=None, verbose=1, seed=None, initial_epoch=0):
+    """Train ``model`` with mini-batches; return a :class:`~xpnet.history.History`.
+
+    ``x``/``y``: NumPy arrays (moved a batch at a time) or arrays of the active backend.
+    ``validation_split`` holds out the *last* fraction of the rows, before shuffling (as
+    Keras). ``seed`` (default: the model's) fixes the shuffling and dropout masks; each
+    epoch's order depends only on (seed, epoch), so ``initial_epoch=k`` after
+    :meth:`~xpnet.Sequential.load_checkpoint` continues exactly. A non-finite loss stops
+    training with a ``RuntimeWarning`` naming the epoch and batch; that epoch's logs
+    (the non-finite loss) are recorded in the history, but no callback sees them.
+    ``callbacks`` is a list of :class:`~xpnet.callbacks.Callback` (or one of them). Each
+    callback's ``on_train_end`` runs on every exit path, even when another one raises.
+    The layers' ``trainable`` flags are read here, once: frozen layers are not updated.
+    """
+    seed = check_seed(seed, "fit(seed)")
+    batch_size = D.check_batch_size(batch_size)
+    epochs, initial_epoch = _check_fit_args(epochs, validation_split, initial_epoch, verbose)
+    x, y, y_dtype = _prepare(model, x, y)
+    x, y, val = _split_validation(model, x, y, validation_data, validation_split)
+    callbacks = CallbackList(callbacks)
+    if model.plan_training() == 0:
+        raise ValueError("every layer of the model is frozen (trainable=False), so fit has nothing "
+                         "to train: set layer.trainable = True on a layer, or use evaluate")
+    slices = D.batch_slices(D.num_rows(x), batch_size)
+    if model.opt_state is None:
+        model.opt_state = model.optimizer.init_state(model.get_params())
+    base_seed = seed if seed is not None else model.seed
+    if base_seed is None:
+        base_seed = int(B.host_rng(None).integers(2**31))
+    history = model.history = History({"epochs": epochs, "batch_size": batch_size, "steps": len(slices),
+                                       "samples": slices[-1][1], "backend": model.backend.name})
+    log_keys = ["loss", *model.metric_names]
+    log_keys += [f"val_{k}" for k in log_keys] if val is not None else []
+    callbacks.set_model(model, history.params, log_keys)
+    model.stop_training, model.stop_reason = False, None
+    nonfinite = False
+    try:
+        callbacks.on_train_begin()
+        for epoch in range(initial_epoch, epochs):
+            callbacks.on_epoch_begin(epoch)
+            order = _seed_epoch(model, x, base_seed, epoch, shuffle)
+            bar = _progress(len(slices), f"Epoch {epoch + 1}/{epochs}", verbose)
+            logs = _train_epoch(model, x, y, y_dtype, slices, order, bar, epoch)
+            nonfinite = not math.isfinite(logs["loss"])
+            if nonfinite:  # the epoch has warned and stopped training
+                history.record(epoch, {k: logs.get(k, math.nan) for k in log_keys})
+                break
+            if val is not None:
+                logs.update({f"val_{k}": v for k, v in _evaluate(model, *val, batch_size).items()})
+            _show(bar, logs, verbose, f"Epoch {epoch + 1}/{epochs} - ")
+            history.record(epoch, logs)
+            callbacks.on_epoch_end(epoch, logs)
+            if model.stop_training:
+                break
+    finally:
+        callbacks.on_train_end()
+    history.stop_reason = model.stop_reason
+    if model.stop_reason and verbose and not nonfinite:  # the warning has said it
+        print(f"xpnet: training stopped: {model.stop_reason}", flush=True)
+    return history
+
+
+def _check_fit_args(epochs, validation_split, initial_epoch, verbose):
+    def is_int(n):
+        return isinstance(n, numbers.Integral) and not isinstance(n, bool)
+
+    if not is_int(epochs) or epochs < 0:
+        raise ValueError(f"epochs must be an int >= 0, got {epochs!r}")
+    if not is_int(initial_epoch) or initial_epoch < 0:
+        raise ValueError(f"initial_epoch must be an int >= 0, got {initial_epoch!r}")
+    if not isinstance(validation_split, numbers.Real) or not 0 <= validation_split < 1:
+        raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
+    if verbose not in (0, 1, 2):
+        raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
+    return int(epochs), int(initial_epoch)
+
+
+def _prepare(model, x, y, name=""):
+    """Check ``x``/``y`` against the model (built from ``x`` if needed), once per call;
+    return them with the dtype name targets are moved with."""
+    backend = model.backend if model.built else B.current()
+    x = D.as_data(x, backend, name + "x")
+    y = D.as_data(y, backend, name + "y")
+    D.check_xy(x, y)
+    model.check_input(x)
+    D.check_finite(x, name + "x", model.dtype_name)  # as the model sees it, after the cast
+    D.check_finite(y, name + "y", None if model.loss.sparse else model.dtype_name)
+    y_dtype = D.check_targets(y, model.loss, model.output_shape, name + "y") or model.dtype_name
+    return x, y, y_dtype
+
+
+def _split_validation(model, x, y, validation_data, validation_split):
+    """``(x, y, val)``: the training rows and the prepared validation data (or None)."""
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise TypeError("validation_data must be a tuple (x_val, y_val)")
+        return x, y, _prepare(model, *validation_data, name="val_")
+    if validation_split == 0:
+        return x, y, None
+    n = D.num_rows(x)
+    n_val = int(n * validation_split)
+    if n_val == 0 or n_val == n:
+        raise ValueError(f"validation_split={validation_split} leaves no rows on one side of {n}")
+    val = _prepare(model, x[n - n_val:, ...], y[n - n_val:, ...], name="val_")
+    return x[:n - n_val, ...], y[:n - n_val, ...], val
+
+
+def _seed_epoch(model, x, base_seed, epoch, shuffle):
+    """Reseed the dropout masks and return the epoch's row order (None: in order); both
+    depend only on (seed, epoch)."""
+    backend = model.backend
+    for index, layer in enumerate(model.layers):
+        if hasattr(layer, "rate") and hasattr(layer, "rng"):
+            layer.rng = B.DeviceRNG(int(B.host_rng([base_seed, epoch, index]).integers(2**31)),
+                                    backend)
+    if not shuffle:
+        return None
+    order = B.host_rng([base_seed, epoch]).permutation(D.num_rows(x))
+    if isinstance(x, backend.array_type) and backend.name != "numpy":  # rows taken on the device
+        order = backend.xp.asarray(order, device=backend.device)
+    return order
+
+
+def _train_epoch(model, x, y, y_dtype, slices, order, bar, epoch):
+    """One :func:`train_step` per batch; return the epoch's logs (one host read)."""
+    backend, xp, dtype = model.backend, model.backend.xp, model.dtype_name
+    refresh = max(1, math.ceil(len(slices) / _BAR_UPDATES))  # at most 10 reads
+    params, state = model.get_params(trainable_only=True), model.opt_state
+    losses, metric_parts = [], [[] for _ in model.metrics]
+    for b, (i, j) in enumerate(slices):
+        index = slice(i, j) if order is None else order[i:j]
+        xb = D.take_rows(x, index, backend, dtype)
+        yb = D.take_rows(y, index, backend, y_dtype)
+        params, state, loss, y_pred = train_step(model, model.optimizer, params, state, xb, yb)
+        losses.append(loss)
+        for parts, metric in zip(metric_parts, model.metrics):
+            parts.append(metric.batch_sum(y_pred, yb))
+        if bar is not None and ((b + 1) % refresh == 0 or b + 1 == len(slices)):
+            bar.update(b + 1 - bar.n)
+            bar.set_postfix(_read_logs(model, losses, metric_parts, slices), refresh=False)
+    model.set_params(params)
+    # the step keeps the slots of the trainable parameters; a frozen one keeps its own
+    model.opt_state = {"step": state["step"], "slots": {**model.opt_state["slots"], **state["slots"]}}
+    logs = _read_logs(model, losses, metric_parts, slices)
+    if not math.isfinite(logs["loss"]):
+        if bar is not None:
+            bar.close()
+        _stop_on_nonfinite(model, xp, losses, epoch)
+    return logs
+
+
+def train_step(model, optimizer, params: dict, opt_state: dict, x, y):
+    """One optimizer step: ``(new params, new optimizer state, loss, y_pred)``."""
+    loss, y_pred, grads = forward_backward(model, params, x, y)
+    params, opt_state = optimizer.apply(params, grads, opt_state)
+    return params, opt_state, loss, y_pred
 
 
 def forward_backward(model, params: dict, x, y):
@@ -42,9 +217,66 @@ def forward_backward(model, params: dict, x, y):
     return loss, y_pred, model.get_grads()
 
 
-def train_step(model, optimizer, params: dict, opt_state: dict, x, y):
-    """One optimizer step: ``(new params, new optimizer state, loss, y_pred)``."""
-    loss, y_pred, grads = forward_backward(model, params, x, y)
-    params, opt_state = optimizer.apply(params, grads, opt_state)
-    return params, opt_state, loss, y_pred
+def run_evaluate(model, x, y, batch_size=32, verbose=1):
+    """Loss and metrics over ``(x, y)`` as a dict (read from the device once)."""
+    batch_size = D.check_batch_size(batch_size)
+    return _evaluate(model, *_prepare(model, x, y), batch_size, verbose)
 
+
+def _evaluate(model, x, y, y_dtype, batch_size, verbose=0):
+    """Loss and metrics of data already checked by :func:`_prepare`."""
+    backend, dtype = model.backend, model.dtype_name
+    slices = D.batch_slices(D.num_rows(x), batch_size)
+    bar = _progress(len(slices), "Evaluate", verbose)
+    losses, metric_parts = [], [[] for _ in model.metrics]
+    for i, j in slices:
+        xb = D.take_rows(x, slice(i, j), backend, dtype)
+        yb = D.take_rows(y, slice(i, j), backend, y_dtype)
+        y_pred = model.forward(xb, training=False)
+        losses.append(model.loss.value(y_pred, yb))
+        for parts, metric in zip(metric_parts, model.metrics):
+            parts.append(metric.batch_sum(y_pred, yb))
+        if bar is not None:
+            bar.update(1)
+    logs = _read_logs(model, losses, metric_parts, slices)
+    _show(bar, logs, verbose)
+    return logs
+
+
+def _read_logs(model, losses, metric_parts, slices):
+    """One host read: the means over the rows of the batches so far (``len(losses)``)."""
+    xp, n = model.backend.xp, slices[len(losses) - 1][1]
+    w = xp.asarray([j - i for i, j in slices[:len(losses)]], dtype=losses[0].dtype,
+                   device=array_api_compat.device(losses[0]))
+    logs = {"loss": float(xp.sum(xp.stack(losses) * w)) / n}
+    for name, parts in zip(model.metric_names, metric_parts):
+        logs[name] = float(xp.sum(xp.stack(parts))) / n
+    return logs
+
+
+def _stop_on_nonfinite(model, xp, losses, epoch):
+    finite = xp.isfinite(xp.stack(losses))
+    first_bad = int(xp.argmin(xp.astype(finite, xp.int64)))  # first False
+    model.stop_training = True
+    model.stop_reason = (
+        f"the loss became non-finite (nan or inf) at epoch {epoch + 1}, batch {first_bad + 1}; "
+        "the learning rate is probably too high for this model and data"
+    )
+    warnings.warn(f"xpnet: {model.stop_reason}. Training stopped.", RuntimeWarning, stacklevel=5)
+
+
+def _progress(total, desc, verbose):
+    if verbose != 1:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="batch", leave=True, dynamic_ncols=True)
+
+
+def _show(bar, logs, verbose, prefix=""):
+    """The logs at the end of an epoch or an evaluation: on the bar, or printed (verbose 2)."""
+    if bar is not None:
+        bar.set_postfix(logs, refresh=False)
+        bar.close()
+    elif verbose == 2:
+        print(prefix + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()), flush=True)

@@ -75,13 +75,6 @@ class Affine(Layer):
     def forward(self, x, training=True):
         return self._activate(self._affine_forward(x), training)
 
-    def forward_probed(self, x, probe, training=False):
-        """``forward``, calling ``probe(z)`` on the pre-activation ``z = x @ W + b``
-        before the activation (``predict`` checks its input for NaN/inf there)."""
-        z = self._affine_forward(x)
-        probe(z)
-        return self._activate(z, training)
-
     def backward(self, dout):
         return self._affine_backward(dout)
 
@@ -150,8 +143,6 @@ class Dense(Affine):
 
 class Flatten(Layer):
     """Flatten each sample: ``(batch, d1, d2, ...) -> (batch, d1*d2*...)``."""
-
-    reshapes_only = True
 
     def compute_output_shape(self, input_shape):
         n = 1

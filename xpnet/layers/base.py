@@ -28,10 +28,6 @@ class Layer:
     """Base class: override ``forward``, ``backward`` and, for layers with parameters,
     ``build`` and ``compute_output_shape``."""
 
-    #: True for layers whose forward only rearranges each sample (Flatten): a NaN or
-    #: infinity in a row of the input is one in the same row of the output.
-    reshapes_only = False
-
     def __init__(self, name: str | None = None, input_shape=None, input_dim: int | None = None):
         who = type(self).__name__
         if input_dim is not None:
