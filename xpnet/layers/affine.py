@@ -7,6 +7,8 @@ input's shape back in ``backward``.
 """
 from __future__ import annotations
 
+import math
+
 from array_api_compat import array_namespace
 
 from .. import _validate as V
@@ -56,7 +58,9 @@ class Affine(Layer):
             out += b  # in place on the product this call just made: one pass less
         return out
 
-    def _affine_backward(self, dout):
+    def backward_preactivation(self, dout):
+        """Backward from ``dout``, the gradient with respect to ``x @ W + b``; for Affine,
+        whose output that is, the same as ``backward``."""
         xp = self.xp
         W = self.params["W"]
         self.grads["W"] = self.x.T @ dout
@@ -83,7 +87,7 @@ class Affine(Layer):
         return self._activate(z, training)
 
     def backward(self, dout):
-        return self._affine_backward(dout)
+        return self.backward_preactivation(dout)
 
 
 class Dense(Affine):
@@ -101,6 +105,14 @@ class Dense(Affine):
         See :mod:`xpnet.initializers`; default "glorot_uniform" as in Keras.
     use_bias : bool
         Add a bias ``b`` (initialised to zeros).
+
+    Notes
+    -----
+    ``backward(dout)`` runs the activation's backward, then Affine's.
+    ``backward_preactivation(dz)`` starts from ``dz``, the gradient with respect to the
+    pre-activation ``z = x @ W + b``, skipping the activation: a model calls it when
+    its loss gives that gradient itself (:meth:`xpnet.losses.Loss.fuses_with`: softmax
+    with cross-entropy, where ``dz = (y - t) / batch`` as in the book's SoftmaxWithLoss).
     """
 
     def __init__(self, units, activation=None, input_dim=None, input_shape=None,
@@ -114,9 +126,7 @@ class Dense(Affine):
 
     def build(self, input_shape, *, xp, device=None, dtype=None, rng=None):
         dtype = dtype or _backend.get_floatx()
-        fan_in = 1
-        for d in input_shape:
-            fan_in *= int(d)
+        fan_in = math.prod(int(d) for d in input_shape)
         rng = _backend.host_rng(rng)
         W = initialize(self.kernel_initializer, (fan_in, self.units), rng, dtype)
         self.params["W"] = xp.asarray(W, device=device)
@@ -140,7 +150,7 @@ class Dense(Affine):
         return self.activation.forward_owned(z, training)
 
     def backward(self, dout):
-        return self._affine_backward(self.activation.backward(dout))
+        return self.backward_preactivation(self.activation.backward(dout))
 
     def get_config(self):
         act = type(self.activation).__name__.lower()
@@ -154,10 +164,7 @@ class Flatten(Layer):
     reshapes_only = True
 
     def compute_output_shape(self, input_shape):
-        n = 1
-        for d in input_shape:
-            n *= int(d)
-        return (n,)
+        return (math.prod(int(d) for d in input_shape),)
 
     def forward(self, x, training=True):
         self.x_shape = x.shape
