@@ -72,7 +72,12 @@ class Tanh(Layer):
 
 class Softmax(_KeepsOutput):
     """Softmax over the last axis; backward is the Jacobian-vector product
-    ``y * (dout - sum(dout * y))``."""
+    ``y * (dout - sum(dout * y))``.
+
+    Before a cross-entropy loss, ``Sequential`` skips this backward (and the loss's):
+    the loss gives the gradient at softmax's input, ``(y - t) / batch``
+    (:meth:`xpnet.losses.Loss.fuses_with`). Sigmoid before binary cross-entropy likewise.
+    """
 
     function = staticmethod(F.softmax)
 
