@@ -1,17 +1,16 @@
 """Loss functions for :class:`xpnet.Sequential`, each giving the loss and its gradient.
 
 Every loss returns the mean over the batch (a 0-d array on the device: no host sync) and
-the gradient of that mean with respect to the predictions ``y``. Probabilities are clipped
-to ``[1e-7, 1 - 1e-7]`` before the log, as Keras does.
+its gradient with respect to the predictions ``y``. Probabilities are clipped to
+``[1e-7, 1 - 1e-7]`` before the log, as Keras does.
 
-Fusion, as the book's SoftmaxWithLoss: a cross-entropy loss names the activation it fuses
-with (``fused_activation``). When the last layer is a Dense with that activation
-(:meth:`Loss.fuses_with`) the model skips both backward passes: the gradient with respect
-to the pre-activation is ``(y - t) / n`` (:func:`~xpnet.layers.softmax_loss.fused_gradient`),
-which ``Dense.backward_preactivation`` takes. ``from_logits=True`` (Keras' parameter) is for
-a linear last layer, which gives raw scores: the loss goes through ``log_softmax`` /
-``log_sigmoid``, exact for any score, and its gradient is that same ``(softmax(y) - t) / n``.
-Without it, :meth:`Loss.check_output` refuses an output layer that gives no probabilities.
+A cross-entropy loss fuses with its activation (``fused_activation``) as the book's
+SoftmaxWithLoss does: after a Dense with that activation (:meth:`Loss.fuses_with`) the
+gradient with respect to the pre-activation is ``(y - t) / n``
+(:func:`~xpnet.layers.softmax_loss.fused_gradient`). With ``from_logits=True`` (Keras'
+parameter, for a linear last layer) the loss goes through ``log_softmax`` / ``log_sigmoid``,
+exact for any score, and its gradient is the same ``(softmax(y) - t) / n``; without it,
+:meth:`Loss.check_output` refuses an output layer that gives no probabilities.
 """
 from __future__ import annotations
 
@@ -21,7 +20,7 @@ from array_api_compat import size as _size
 from . import functions as F
 from ._registry import resolve
 from .layers.activations import Linear, Relu, Sigmoid, Softmax, Tanh
-from .layers.affine import Affine, Dense
+from .layers.affine import Dense, output_activation
 from .layers.softmax_loss import fused_gradient
 
 __all__ = ["Loss", "MeanSquaredError", "CategoricalCrossentropy", "SparseCategoricalCrossentropy",
@@ -29,33 +28,6 @@ __all__ = ["Loss", "MeanSquaredError", "CategoricalCrossentropy", "SparseCategor
 
 EPSILON = 1e-7
 ROW_SUM_TOL = 1e-3  # how far from 1 a probability row of categorical targets may sum
-
-_KNOWN = (Linear, Relu, Tanh, Sigmoid, Softmax)
-_BEHAVIOUR = ("forward", "forward_owned", "backward", "function")
-
-
-def output_activation(layer):
-    """The xpnet activation class (Linear, Relu, Tanh, Sigmoid, Softmax) whose output
-    ``layer`` gives, or None where xpnet cannot tell.
-
-    ``layer`` is a Dense (its activation counts), a plain Affine (linear) or an
-    activation layer. A subclass counts as its base class only if it changes none of
-    ``forward``, ``forward_owned``, ``backward`` or ``function``; a layer of the user's
-    own is None, and no loss refuses it.
-    """
-    if isinstance(layer, Affine):
-        kind = type(layer)
-        if kind.forward not in (Affine.forward, Dense.forward) or \
-                kind._activate not in (Affine._activate, Dense._activate):
-            return None
-        if not isinstance(layer, Dense):
-            return Linear
-        layer = layer.activation
-    for cls in _KNOWN:
-        if isinstance(layer, cls) and all(getattr(type(layer), m, None) is getattr(cls, m, None)
-                                          for m in _BEHAVIOUR):
-            return cls
-    return None
 
 
 class Loss:
@@ -91,12 +63,10 @@ class Loss:
     def check_output(self, layer, units=None):
         """Raise ValueError if the model's last layer ``layer`` (with ``units`` outputs, if
         known) cannot give what this loss reads. The base class accepts every layer."""
-        return None
 
     def check_targets(self, t, units, name="t"):
         """Raise ValueError if the values of ``t`` are not targets of this loss for
         ``units`` outputs (a read on the host). The base class accepts every value."""
-        return None
 
     def fuses_with(self, layer) -> bool:
         """True if ``layer`` is a Dense whose activation is ``fused_activation`` (by
@@ -113,11 +83,9 @@ class Loss:
             return t
         if tuple(t.shape) + (1,) == tuple(y.shape) or tuple(t.shape) == tuple(y.shape) + (1,):
             return array_namespace(y).reshape(t, y.shape)
-        raise ValueError(
-            f"{self.name}: targets of shape {tuple(t.shape)} do not fit predictions of shape "
-            f"{tuple(y.shape)}; the targets need the predictions' shape ((n,) is accepted "
-            "for a 1-unit output)"
-        )
+        raise ValueError(f"{self.name}: targets of shape {tuple(t.shape)} do not fit predictions "
+                         f"of shape {tuple(y.shape)}; the targets need the predictions' shape "
+                         "((n,) is accepted for a 1-unit output)")
 
     # book-style forward/backward, for use as the last node of a hand-built graph
     def forward(self, y, t):
@@ -162,10 +130,9 @@ def _numbers(t, name):
 
 
 class _CrossEntropy(Loss):
-    """What the cross-entropy losses share: ``from_logits``, the fused gradient and the
-    check of the output layer. A subclass gives ``fused_activation``, ``activation`` (its
-    function), ``_count`` (the number of terms averaged), ``_value``, ``_grad_of_probs``
-    and ``other_fix``: what to use instead of the other probability activation."""
+    """What the cross-entropy losses share: ``from_logits``, the fused gradient, the check of
+    the output layer. Each gives its ``fused_activation`` and its ``activation`` function,
+    ``_count`` (terms averaged), ``_value``, ``_grad_of_probs`` and ``other_fix``."""
 
     def __init__(self, from_logits=False):
         if from_logits is not True and from_logits is not False:
@@ -179,8 +146,10 @@ class _CrossEntropy(Loss):
         xp = array_namespace(y)
         t = self.prepare_target(t, y)
         if self.from_logits:  # y are the scores: the fused gradient, through the activation
-            return self._value(xp, y, t), fused_gradient(self.activation(y, xp=xp), t, self._count(y))
-        return self._value(xp, y, t), self._grad_of_probs(xp, y, t)
+            grad = fused_gradient(self.activation(y, xp=xp), t, self._count(y))
+        else:
+            grad = self._grad_of_probs(xp, y, t)
+        return self._value(xp, y, t), grad
 
     def fused_value_and_grad(self, y, t):
         """``(mean loss, d loss / d z)`` for ``y = activation(z)``: ``(y - t) / n``, with the
@@ -193,16 +162,16 @@ class _CrossEntropy(Loss):
         return fused_gradient(y, self.prepare_target(t, y), self._count(y))
 
     def check_output(self, layer, units=None):
-        act = output_activation(layer)
+        act = output_activation(layer)  # None: a layer of the user's own, accepted
         if self.from_logits:
-            fix = "give it activation=None (linear), or use from_logits=False" \
-                if act in (Softmax, Sigmoid) else None
-        elif act in (Linear, Relu, Tanh):
+            fix = "give it activation=None (linear), or use from_logits=False"
+            refused = act in (Softmax, Sigmoid)
+        elif act in (Softmax, Sigmoid):
+            fix, refused = self.other_fix, act is not self.fused_activation
+        else:
             fix = f"use from_logits=True or activation='{self.fused_activation.__name__.lower()}'"
-        else:  # the other probability activation
-            fix = self.other_fix if act in (Softmax, Sigmoid) and act is not self.fused_activation \
-                else None
-        if fix:
+            refused = act is not None
+        if refused:
             raise ValueError(
                 f"{self.name} reads {'raw scores' if self.from_logits else 'probabilities'}, but "
                 f"the last layer {layer.name!r} outputs {act.__name__.lower()} values: {fix}")
@@ -221,8 +190,8 @@ class CategoricalCrossentropy(_CrossEntropy):
     name = "categorical_crossentropy"
     fused_activation = Softmax
     activation = staticmethod(F.softmax)
-    other_fix = ("use activation='softmax' (classes that exclude each other), "
-                 "binary_crossentropy (independent labels) or from_logits=True with a linear output")
+    other_fix = ("use activation='softmax' (classes that exclude each other), binary_crossentropy "
+                 "(independent labels) or from_logits=True with a linear output")
 
     def _count(self, y):
         return y.shape[0]
@@ -236,9 +205,9 @@ class CategoricalCrossentropy(_CrossEntropy):
 
     def check_output(self, layer, units=None):
         if units is not None and units < 2:
-            raise ValueError(
-                f"{self.name} needs one output unit per class, but the last layer "
-                f"{layer.name!r} has {units} (use binary_crossentropy for a 1-unit sigmoid)")
+            raise ValueError(f"{self.name} needs one output unit per class, but the last layer "
+                             f"{layer.name!r} has {units} (use binary_crossentropy for a 1-unit "
+                             "sigmoid)")
         super().check_output(layer, units)
 
     def check_targets(self, t, units, name="t"):
@@ -258,10 +227,8 @@ class CategoricalCrossentropy(_CrossEntropy):
 
 
 class SparseCategoricalCrossentropy(CategoricalCrossentropy):
-    """Categorical cross-entropy with integer class labels ``t`` of shape ``(n,)`` or ``(n, 1)``.
-
-    ``from_logits`` as in :class:`CategoricalCrossentropy`.
-    """
+    """Categorical cross-entropy with integer class labels ``t`` of shape ``(n,)`` or
+    ``(n, 1)``; ``from_logits`` as in :class:`CategoricalCrossentropy`."""
 
     name = "sparse_categorical_crossentropy"
     sparse = True
@@ -271,11 +238,9 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         if t.ndim == y.ndim and t.shape[-1] == 1:
             t = xp.reshape(t, t.shape[:-1])
         if tuple(t.shape) != tuple(y.shape[:-1]):
-            raise ValueError(
-                f"{self.name} takes integer class labels of shape {tuple(y.shape[:-1])} or "
-                f"{(*y.shape[:-1], 1)}, got shape {tuple(t.shape)} (one-hot targets go "
-                "with categorical_crossentropy)"
-            )
+            raise ValueError(f"{self.name} takes integer class labels of shape "
+                             f"{tuple(y.shape[:-1])} or {(*y.shape[:-1], 1)}, got shape "
+                             f"{tuple(t.shape)} (one-hot targets go with categorical_crossentropy)")
         return F._one_hot(t, y.shape[-1], y.dtype, xp)
 
     def check_targets(self, t, units, name="t"):
@@ -319,10 +284,8 @@ class BinaryCrossentropy(_CrossEntropy):
             return
         lo, hi = float(xp.min(t)), float(xp.max(t))
         if lo < 0 or hi > 1:
-            raise ValueError(
-                f"{name} holds values from {lo:g} to {hi:g}, but {self.name} takes targets in "
-                "[0, 1] (0/1 labels, or probabilities)"
-            )
+            raise ValueError(f"{name} holds values from {lo:g} to {hi:g}, but {self.name} takes "
+                             "targets in [0, 1] (0/1 labels, or probabilities)")
 
 
 LOSSES = {

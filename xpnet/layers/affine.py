@@ -3,7 +3,8 @@
 ``Affine`` is the book's layer (chapter 5), built from given ``W`` and ``b``; ``Dense``
 is the Keras-style layer that builds its own weights from the first input shape and
 applies an activation. Both flatten N-D input to ``(batch, features)`` and give the
-input's shape back in ``backward``.
+input's shape back in ``backward``. :func:`output_activation` tells a loss what a last
+layer outputs.
 """
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ from array_api_compat import array_namespace
 from .. import _validate as V
 from .. import backend as _backend
 from ..initializers import initialize
-from .activations import get_activation
+from .activations import Linear, Relu, Sigmoid, Softmax, Tanh, get_activation
 from .base import Layer
 
-__all__ = ["Affine", "Dense", "Flatten"]
+__all__ = ["Affine", "Dense", "Flatten", "output_activation"]
 
 
 class Affine(Layer):
@@ -156,6 +157,34 @@ class Dense(Affine):
         act = type(self.activation).__name__.lower()
         return {"name": self.name, "units": self.units, "activation": act,
                 "use_bias": self.use_bias}
+
+
+_KNOWN_ACTIVATIONS = (Linear, Relu, Tanh, Sigmoid, Softmax)
+_BEHAVIOUR = ("forward", "forward_owned", "backward", "function")
+
+
+def output_activation(layer):
+    """The xpnet activation class (Linear, Relu, Tanh, Sigmoid, Softmax) whose output
+    ``layer`` gives, or None where xpnet cannot tell.
+
+    ``layer`` is a Dense (its activation counts), a plain Affine (linear) or an
+    activation layer. A subclass counts as its base class only if it changes none of
+    ``forward``, ``forward_owned``, ``backward`` or ``function``; a layer of the user's
+    own is None, and no loss refuses it.
+    """
+    if isinstance(layer, Affine):
+        kind = type(layer)
+        if kind.forward not in (Affine.forward, Dense.forward) or \
+                kind._activate not in (Affine._activate, Dense._activate):
+            return None
+        if not isinstance(layer, Dense):
+            return Linear
+        layer = layer.activation
+    for cls in _KNOWN_ACTIVATIONS:
+        if isinstance(layer, cls) and all(getattr(type(layer), m, None) is getattr(cls, m, None)
+                                          for m in _BEHAVIOUR):
+            return cls
+    return None
 
 
 class Flatten(Layer):
