@@ -182,6 +182,8 @@ class Sequential:
             self._update_fusion()
 
     def _update_fusion(self):
+        """Check the last layer against the loss (:meth:`Loss.check_output
+        <xpnet.losses.Loss.check_output>`) and choose :meth:`backward_from_loss`'s path."""
         if not self.compiled:
             return
         last = self.layers[-1]
