@@ -49,7 +49,8 @@ class _KeepsOutput(Layer):
 
 
 class Sigmoid(_KeepsOutput):
-    """``1 / (1 + exp(-x))``; backward ``dout * y * (1 - y)``."""
+    """``1 / (1 + exp(-x))``; backward ``dout * y * (1 - y)``, which ``Sequential`` skips
+    before binary cross-entropy, as Softmax's before cross-entropy."""
 
     function = staticmethod(F.sigmoid)
 
@@ -76,7 +77,7 @@ class Softmax(_KeepsOutput):
 
     Before a cross-entropy loss, ``Sequential`` skips this backward (and the loss's):
     the loss gives the gradient at softmax's input, ``(y - t) / batch``
-    (:meth:`xpnet.losses.Loss.fuses_with`). Sigmoid before binary cross-entropy likewise.
+    (:meth:`xpnet.losses.Loss.fuses_with`).
     """
 
     function = staticmethod(F.softmax)
