@@ -429,6 +429,6 @@ def test_check_model_catches_a_wrong_gradient(backend, to_xp):
     rng = np.random.default_rng(0)
     x, y = to_xp(rng.standard_normal((8, 2)), "float64"), to_xp(rng.standard_normal((8, 1)), "float64")
     first = model.layers[0]
-    right = first._affine_backward
-    first._affine_backward = lambda dout: right(dout * 1.01)  # a 1% error in the first layer
+    right = first.backward_preactivation
+    first.backward_preactivation = lambda dout: right(dout * 1.01)  # a 1% error in the first layer
     assert max(check_model(model, x, y).values()) > 1e-3

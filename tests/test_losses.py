@@ -96,6 +96,24 @@ def test_grad_from_output_matches_sigmoid_backward(to_xp):
     assert relative_error(through, numeric) < TOL
 
 
+def test_fused_gradient_is_the_books_softmax_with_loss_backward(to_xp):
+    """The book's SoftmaxWithLoss.backward for labels (``dx[arange(n), t] -= 1``, written
+    with NumPy), the layer's backward and the loss's fused gradient are one gradient."""
+    z_host, labels = _rng(8).normal(size=(5, 4)), np.array([3, 0, 1, 1, 2])
+    y_host = np.exp(z_host) / np.exp(z_host).sum(axis=1, keepdims=True)
+    book = y_host.copy()
+    book[np.arange(5), labels] -= 1
+    book /= 5
+    layer = xn.layers.SoftmaxWithLoss()
+    layer.forward(to_xp(z_host), to_xp(labels, "int64"))
+    loss = L.SparseCategoricalCrossentropy()
+    fused = loss.fused_value_and_grad(to_xp(y_host), to_xp(labels, "int64"))[1]
+    logits = L.SparseCategoricalCrossentropy(from_logits=True).value_and_grad(
+        to_xp(z_host), to_xp(labels, "int64"))[1]
+    for grad in (layer.backward(), fused, logits):
+        np.testing.assert_allclose(_np(grad), book, rtol=1e-12, atol=1e-15)
+
+
 # -- known values -------------------------------------------------------------------------
 
 def test_mse_is_mean_of_squares(to_xp):

@@ -1,18 +1,16 @@
 """Loss functions for :class:`xpnet.Sequential`, each giving the loss and its gradient.
 
-Every loss returns the mean over the batch (a 0-d array on the backend's device: no host
-sync) and the gradient of that mean with respect to the predictions ``y``. Where the
-output activation is the loss's natural partner (softmax for cross-entropy, sigmoid for
-binary cross-entropy) the model skips both backward passes and uses
-``grad_from_output`` : ``(y - t) / n``, the form of the book's ``SoftmaxWithLoss``.
-Probabilities are clipped to ``[1e-7, 1 - 1e-7]`` before the log, as Keras does.
+Every loss returns the mean over the batch (a 0-d array on the device: no host sync) and
+its gradient with respect to the predictions ``y``. Probabilities are clipped to
+``[1e-7, 1 - 1e-7]`` before the log, as Keras does.
 
-The cross-entropy losses take ``from_logits=True`` (Keras' parameter) for a model whose
-last layer outputs raw scores (``Dense(10)`` with no activation): the loss is then
-computed through ``log_softmax`` / ``log_sigmoid``, exact for any score, and its
-gradient with respect to the scores is ``(softmax(y) - t) / n`` resp.
-``(sigmoid(y) - t) / n``. Without it, an output layer that cannot give probabilities is
-refused by :meth:`Loss.check_output` (at ``compile``, or when the model is built).
+A cross-entropy loss fuses with its activation (``fused_activation``) as the book's
+SoftmaxWithLoss does: after a Dense with that activation (:meth:`Loss.fuses_with`) the
+gradient with respect to the pre-activation is ``(y - t) / n``
+(:func:`~xpnet.layers.softmax_loss.fused_gradient`). With ``from_logits=True`` (Keras'
+parameter, for a linear last layer) the loss goes through ``log_softmax`` / ``log_sigmoid``,
+exact for any score, and its gradient is the same ``(softmax(y) - t) / n``; without it,
+:meth:`Loss.check_output` refuses an output layer that gives no probabilities.
 """
 from __future__ import annotations
 
@@ -22,54 +20,14 @@ from array_api_compat import size as _size
 from . import functions as F
 from ._registry import resolve
 from .layers.activations import Linear, Relu, Sigmoid, Softmax, Tanh
-from .layers.affine import Affine, Dense
+from .layers.affine import Dense, output_activation
+from .layers.softmax_loss import fused_gradient
 
-__all__ = [
-    "Loss",
-    "MeanSquaredError",
-    "CategoricalCrossentropy",
-    "SparseCategoricalCrossentropy",
-    "BinaryCrossentropy",
-    "output_activation",
-    "get_loss",
-    "LOSSES",
-]
+__all__ = ["Loss", "MeanSquaredError", "CategoricalCrossentropy", "SparseCategoricalCrossentropy",
+           "BinaryCrossentropy", "output_activation", "get_loss", "LOSSES"]
 
 EPSILON = 1e-7
 ROW_SUM_TOL = 1e-3  # how far from 1 a probability row of categorical targets may sum
-
-_KNOWN = (Linear, Relu, Tanh, Sigmoid, Softmax)
-_BEHAVIOUR = ("forward", "forward_owned", "backward", "function")
-
-
-def output_activation(layer):
-    """The xpnet activation class (Linear, Relu, Tanh, Sigmoid, Softmax) whose output
-    ``layer`` gives, or None where xpnet cannot tell.
-
-    ``layer`` is a Dense (its activation counts), a plain Affine (linear) or an
-    activation layer. A subclass counts as its base class only if it changes none of
-    ``forward``, ``forward_owned``, ``backward`` or ``function``; a layer of the user's
-    own is None, and no loss refuses it.
-    """
-    if isinstance(layer, Affine):
-        kind = type(layer)
-        if kind.forward not in (Affine.forward, Dense.forward) or \
-                kind._activate not in (Affine._activate, Dense._activate):
-            return None
-        if not isinstance(layer, Dense):
-            return Linear
-        layer = layer.activation
-    for cls in _KNOWN:
-        if isinstance(layer, cls) and all(getattr(type(layer), m, None) is getattr(cls, m, None)
-                                          for m in _BEHAVIOUR):
-            return cls
-    return None
-
-
-def _check_flag(value):
-    if value is not True and value is not False:
-        raise TypeError(f"from_logits must be True or False, got {value!r}")
-    return value
 
 
 class Loss:
@@ -82,7 +40,7 @@ class Loss:
     """
 
     name = "loss"
-    #: the output activation class whose backward this loss can fuse with (or None)
+    #: the activation class this loss fuses with (see :meth:`fuses_with`), or None
     fused_activation = None
     #: True when targets are integer class labels
     sparse = False
@@ -105,29 +63,17 @@ class Loss:
     def check_output(self, layer, units=None):
         """Raise ValueError if the model's last layer ``layer`` (with ``units`` outputs, if
         known) cannot give what this loss reads. The base class accepts every layer."""
-        return None
 
     def check_targets(self, t, units, name="t"):
         """Raise ValueError if the values of ``t`` are not targets of this loss for
         ``units`` outputs (a read on the host). The base class accepts every value."""
-        return None
 
     def fuses_with(self, layer) -> bool:
-        """True if the model may skip ``layer``'s activation backward and use
-        :meth:`grad_from_output` (a Dense whose activation is ``fused_activation``)."""
+        """True if ``layer`` is a Dense whose activation is ``fused_activation`` (by
+        ``isinstance``: :func:`output_activation`) and the loss reads probabilities: a model
+        then passes ``fused_value_and_grad``'s gradient to ``layer.backward_preactivation``."""
         return (self.fused_activation is not None and not self.from_logits
                 and isinstance(layer, Dense) and output_activation(layer) is self.fused_activation)
-
-    def grad_from_output(self, y, t):
-        """Gradient with respect to the *pre-activation* when the output activation is
-        ``fused_activation`` and ``y`` is its output."""
-        return self._output_grad(y, self.prepare_target(t, y))
-
-    def fused_value_and_grad(self, y, t):
-        """``(mean loss, grad_from_output(y, t))`` with the target prepared once: what a
-        model whose output activation is ``fused_activation`` needs per batch."""
-        t = self.prepare_target(t, y)
-        return self._value(array_namespace(y), y, t), self._output_grad(y, t)
 
     def prepare_target(self, t, y):
         """Targets in the form the loss computes with: ``y``'s shape (one-hot for sparse
@@ -137,19 +83,9 @@ class Loss:
             return t
         if tuple(t.shape) + (1,) == tuple(y.shape) or tuple(t.shape) == tuple(y.shape) + (1,):
             return array_namespace(y).reshape(t, y.shape)
-        raise ValueError(
-            f"{self.name}: targets of shape {tuple(t.shape)} do not fit predictions of shape "
-            f"{tuple(y.shape)}; the targets need the predictions' shape ((n,) is accepted "
-            "for a 1-unit output)"
-        )
-
-    def _value(self, xp, y, t):
-        """The mean loss for a prepared target (fusable losses)."""
-        raise NotImplementedError
-
-    def _output_grad(self, y, t):
-        """``(y - t) / n`` for a prepared target (fusable losses)."""
-        raise NotImplementedError
+        raise ValueError(f"{self.name}: targets of shape {tuple(t.shape)} do not fit predictions "
+                         f"of shape {tuple(y.shape)}; the targets need the predictions' shape "
+                         "((n,) is accepted for a 1-unit output)")
 
     # book-style forward/backward, for use as the last node of a hand-built graph
     def forward(self, y, t):
@@ -181,18 +117,67 @@ class MeanSquaredError(Loss):
 
 def _clip(xp, y):
     # minimum/maximum rather than xp.clip: array-api-compat wraps NumPy's clip in Python
-    # code that costs ~9 us a call, more than the whole loss on a batch of 100
+    # code that costs more than the whole loss on a batch of 100
     return xp.minimum(xp.maximum(y, EPSILON), 1.0 - EPSILON)
 
 
-def _refuse(loss, layer, act, fix):
-    raise ValueError(
-        f"{loss.name} reads {'raw scores' if loss.from_logits else 'probabilities'}, but the "
-        f"last layer {layer.name!r} outputs {act.__name__.lower()} values: {fix}"
-    )
+def _numbers(t, name):
+    """``t``'s namespace; TypeError unless ``t`` holds numbers."""
+    xp = array_namespace(t)
+    if not xp.isdtype(t.dtype, ("real floating", "integral", "bool")):
+        raise TypeError(f"{name} must hold numbers, got dtype {t.dtype}")
+    return xp
 
 
-class CategoricalCrossentropy(Loss):
+class _CrossEntropy(Loss):
+    """What the cross-entropy losses share: ``from_logits``, the fused gradient, the check of
+    the output layer. Each gives its ``fused_activation`` and its ``activation`` function,
+    ``_count`` (terms averaged), ``_value``, ``_grad_of_probs`` and ``other_fix``."""
+
+    def __init__(self, from_logits=False):
+        if from_logits is not True and from_logits is not False:
+            raise TypeError(f"from_logits must be True or False, got {from_logits!r}")
+        self.from_logits = from_logits
+
+    def value(self, y, t):
+        return self._value(array_namespace(y), y, self.prepare_target(t, y))
+
+    def value_and_grad(self, y, t):
+        xp = array_namespace(y)
+        t = self.prepare_target(t, y)
+        if self.from_logits:  # y are the scores: the fused gradient, through the activation
+            grad = fused_gradient(self.activation(y, xp=xp), t, self._count(y))
+        else:
+            grad = self._grad_of_probs(xp, y, t)
+        return self._value(xp, y, t), grad
+
+    def fused_value_and_grad(self, y, t):
+        """``(mean loss, d loss / d z)`` for ``y = activation(z)``: ``(y - t) / n``, with the
+        target prepared once (what a model that :meth:`fuses_with` its last layer needs)."""
+        t = self.prepare_target(t, y)
+        return self._value(array_namespace(y), y, t), fused_gradient(y, t, self._count(y))
+
+    def grad_from_output(self, y, t):
+        """The gradient part of :meth:`fused_value_and_grad`."""
+        return fused_gradient(y, self.prepare_target(t, y), self._count(y))
+
+    def check_output(self, layer, units=None):
+        act = output_activation(layer)  # None: a layer of the user's own, accepted
+        if self.from_logits:
+            fix = "give it activation=None (linear), or use from_logits=False"
+            refused = act in (Softmax, Sigmoid)
+        elif act in (Softmax, Sigmoid):
+            fix, refused = self.other_fix, act is not self.fused_activation
+        else:
+            fix = f"use from_logits=True or activation='{self.fused_activation.__name__.lower()}'"
+            refused = act is not None
+        if refused:
+            raise ValueError(
+                f"{self.name} reads {'raw scores' if self.from_logits else 'probabilities'}, but "
+                f"the last layer {layer.name!r} outputs {act.__name__.lower()} values: {fix}")
+
+
+class CategoricalCrossentropy(_CrossEntropy):
     """``-sum(t * log(y)) / n`` for one-hot (or probability) rows ``t``.
 
     Parameters
@@ -204,71 +189,46 @@ class CategoricalCrossentropy(Loss):
 
     name = "categorical_crossentropy"
     fused_activation = Softmax
+    activation = staticmethod(F.softmax)
+    other_fix = ("use activation='softmax' (classes that exclude each other), binary_crossentropy "
+                 "(independent labels) or from_logits=True with a linear output")
 
-    def __init__(self, from_logits=False):
-        self.from_logits = _check_flag(from_logits)
-
-    def value_and_grad(self, y, t):
-        xp = array_namespace(y)
-        t = self.prepare_target(t, y)
-        if self.from_logits:
-            return self._value(xp, y, t), (F.softmax(y, xp=xp) - t) / y.shape[0]
-        return self._value(xp, y, t), -t / _clip(xp, y) / y.shape[0]
-
-    def value(self, y, t):
-        return self._value(array_namespace(y), y, self.prepare_target(t, y))
+    def _count(self, y):
+        return y.shape[0]
 
     def _value(self, xp, y, t):
         logp = F.log_softmax(y, xp=xp) if self.from_logits else xp.log(_clip(xp, y))
         return -xp.sum(t * logp) / y.shape[0]
 
-    def _output_grad(self, y, t):
-        return (y - t) / y.shape[0]
+    def _grad_of_probs(self, xp, y, t):
+        return -t / _clip(xp, y) / y.shape[0]
 
     def check_output(self, layer, units=None):
         if units is not None and units < 2:
-            raise ValueError(
-                f"{self.name} needs one output unit per class, but the last layer "
-                f"{layer.name!r} has {units} (use binary_crossentropy for a 1-unit sigmoid)"
-            )
-        act = output_activation(layer)
-        if self.from_logits:
-            if act in (Softmax, Sigmoid):
-                _refuse(self, layer, act, "give it activation=None (linear), or use "
-                                          "from_logits=False")
-        elif act is Sigmoid:
-            _refuse(self, layer, act, "use activation='softmax' (classes that exclude each "
-                                      "other), binary_crossentropy (independent labels) or "
-                                      "from_logits=True with a linear output")
-        elif act in (Linear, Relu, Tanh):
-            _refuse(self, layer, act, "use from_logits=True or activation='softmax'")
+            raise ValueError(f"{self.name} needs one output unit per class, but the last layer "
+                             f"{layer.name!r} has {units} (use binary_crossentropy for a 1-unit "
+                             "sigmoid)")
+        super().check_output(layer, units)
 
     def check_targets(self, t, units, name="t"):
-        xp = array_namespace(t)
-        if not xp.isdtype(t.dtype, ("real floating", "integral", "bool")):
-            raise TypeError(f"{name} must hold numbers, got dtype {t.dtype}")
+        xp = _numbers(t, name)
         if 0 in tuple(t.shape) or t.ndim == 0:
             return
-        if not xp.isdtype(t.dtype, "real floating"):
-            t = xp.astype(t, xp.float64)
+        t = t if xp.isdtype(t.dtype, "real floating") else xp.astype(t, xp.float64)
         what = f"{self.name} takes one-hot or probability rows (entries >= 0 that sum to 1)"
         lo = float(xp.min(t))
         if lo < 0:
             raise ValueError(f"{name} holds negative values (the least is {lo:g}); {what}")
-        sums = xp.sum(t, axis=-1, dtype=xp.float64)
+        sums = xp.reshape(xp.sum(t, axis=-1, dtype=xp.float64), (-1,))
         bad = xp.abs(sums - 1.0) > ROW_SUM_TOL
         if bool(xp.any(bad)):
-            flat_bad = xp.reshape(bad, (-1,))
-            row = int(xp.argmax(xp.astype(flat_bad, xp.int32)))
-            total = float(xp.reshape(sums, (-1,))[row])
-            raise ValueError(f"{name} row {row} sums to {total:g}; {what}")
+            row = int(xp.argmax(xp.astype(bad, xp.int32)))
+            raise ValueError(f"{name} row {row} sums to {float(sums[row]):g}; {what}")
 
 
 class SparseCategoricalCrossentropy(CategoricalCrossentropy):
-    """Categorical cross-entropy with integer class labels ``t`` of shape ``(n,)`` or ``(n, 1)``.
-
-    ``from_logits`` as in :class:`CategoricalCrossentropy`.
-    """
+    """Categorical cross-entropy with integer class labels ``t`` of shape ``(n,)`` or
+    ``(n, 1)``; ``from_logits`` as in :class:`CategoricalCrossentropy`."""
 
     name = "sparse_categorical_crossentropy"
     sparse = True
@@ -278,18 +238,16 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         if t.ndim == y.ndim and t.shape[-1] == 1:
             t = xp.reshape(t, t.shape[:-1])
         if tuple(t.shape) != tuple(y.shape[:-1]):
-            raise ValueError(
-                f"{self.name} takes integer class labels of shape {tuple(y.shape[:-1])} or "
-                f"{(*y.shape[:-1], 1)}, got shape {tuple(t.shape)} (one-hot targets go "
-                "with categorical_crossentropy)"
-            )
+            raise ValueError(f"{self.name} takes integer class labels of shape "
+                             f"{tuple(y.shape[:-1])} or {(*y.shape[:-1], 1)}, got shape "
+                             f"{tuple(t.shape)} (one-hot targets go with categorical_crossentropy)")
         return F._one_hot(t, y.shape[-1], y.dtype, xp)
 
     def check_targets(self, t, units, name="t"):
         F._check_labels(t, units, name, f"the output layer has {units} units")
 
 
-class BinaryCrossentropy(Loss):
+class BinaryCrossentropy(_CrossEntropy):
     """``-mean(t * log(y) + (1 - t) * log(1 - y))`` for targets in [0, 1] (0/1 labels or
     probabilities, as Keras allows).
 
@@ -303,20 +261,12 @@ class BinaryCrossentropy(Loss):
 
     name = "binary_crossentropy"
     fused_activation = Sigmoid
+    activation = staticmethod(F.sigmoid)
+    other_fix = ("use activation='sigmoid' (one probability per unit), "
+                 "or categorical_crossentropy with softmax")
 
-    def __init__(self, from_logits=False):
-        self.from_logits = _check_flag(from_logits)
-
-    def value_and_grad(self, y, t):
-        xp = array_namespace(y)
-        t = self.prepare_target(t, y)
-        if self.from_logits:
-            return self._value(xp, y, t), (F.sigmoid(y, xp=xp) - t) / _size(y)
-        yc = _clip(xp, y)
-        return self._value(xp, y, t), (yc - t) / (yc * (1.0 - yc)) / _size(y)
-
-    def value(self, y, t):
-        return self._value(array_namespace(y), y, self.prepare_target(t, y))
+    def _count(self, y):
+        return _size(y)
 
     def _value(self, xp, y, t):
         if self.from_logits:
@@ -324,33 +274,18 @@ class BinaryCrossentropy(Loss):
         yc = _clip(xp, y)
         return -xp.sum(t * xp.log(yc) + (1.0 - t) * xp.log(1.0 - yc)) / _size(y)
 
-    def _output_grad(self, y, t):
-        return (y - t) / _size(y)
-
-    def check_output(self, layer, units=None):
-        act = output_activation(layer)
-        if self.from_logits:
-            if act in (Softmax, Sigmoid):
-                _refuse(self, layer, act, "give it activation=None (linear), or use "
-                                          "from_logits=False")
-        elif act is Softmax:
-            _refuse(self, layer, act, "use activation='sigmoid' (one probability per unit), "
-                                      "or categorical_crossentropy with softmax")
-        elif act in (Linear, Relu, Tanh):
-            _refuse(self, layer, act, "use from_logits=True or activation='sigmoid'")
+    def _grad_of_probs(self, xp, y, t):
+        yc = _clip(xp, y)
+        return (yc - t) / (yc * (1.0 - yc)) / _size(y)
 
     def check_targets(self, t, units, name="t"):
-        xp = array_namespace(t)
-        if not xp.isdtype(t.dtype, ("real floating", "integral", "bool")):
-            raise TypeError(f"{name} must hold numbers, got dtype {t.dtype}")
+        xp = _numbers(t, name)
         if 0 in tuple(t.shape) or xp.isdtype(t.dtype, "bool"):
             return
         lo, hi = float(xp.min(t)), float(xp.max(t))
         if lo < 0 or hi > 1:
-            raise ValueError(
-                f"{name} holds values from {lo:g} to {hi:g}, but {self.name} takes targets in "
-                "[0, 1] (0/1 labels, or probabilities)"
-            )
+            raise ValueError(f"{name} holds values from {lo:g} to {hi:g}, but {self.name} takes "
+                             "targets in [0, 1] (0/1 labels, or probabilities)")
 
 
 LOSSES = {

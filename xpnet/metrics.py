@@ -5,6 +5,8 @@ can add batches up without a host sync and divide once per epoch.
 """
 from __future__ import annotations
 
+import math
+
 from array_api_compat import array_namespace
 
 __all__ = ["Metric", "SparseCategoricalAccuracy", "CategoricalAccuracy", "BinaryAccuracy",
@@ -41,10 +43,7 @@ def _per_sample_mean(xp, values):
     """Mean over every axis but the batch axis, then summed over the batch."""
     if values.ndim == 1:
         return xp.sum(values)
-    per_row = 1
-    for d in values.shape[1:]:
-        per_row *= d
-    return xp.sum(values) / per_row
+    return xp.sum(values) / math.prod(values.shape[1:])
 
 
 class SparseCategoricalAccuracy(Metric):

@@ -169,6 +169,8 @@ class Sequential(_ckpt.Weights, Summary):
             self._update_fusion()
 
     def _update_fusion(self):
+        """Check the last layer against the loss (:meth:`Loss.check_output
+        <xpnet.losses.Loss.check_output>`) and choose :meth:`backward_from_loss`'s path."""
         if not self.compiled:
             return
         last = self.layers[-1]
@@ -201,14 +203,16 @@ class Sequential(_ckpt.Weights, Summary):
     def backward_from_loss(self, y_pred, y):
         """Backpropagate the loss of ``y_pred`` against ``y``; return the loss (0-d array).
 
-        Softmax + cross-entropy and sigmoid + binary cross-entropy use the fused
-        gradient ``(y - t) / n`` at the pre-activation, as the book's SoftmaxWithLoss
-        (a loss with ``from_logits=True`` gives that gradient itself).
+        Where the loss fuses with the last layer's activation (:meth:`Loss.fuses_with
+        <xpnet.losses.Loss.fuses_with>`: softmax and cross-entropy, sigmoid and binary
+        cross-entropy) both their backward passes are skipped: the loss gives the gradient
+        at the pre-activation, ``(y - t) / n`` as the book's SoftmaxWithLoss, and the last
+        Dense takes it in ``backward_preactivation``.
         """
         layers = self._backward_layers
         if self._fused:
-            loss, grad = self.loss.fused_value_and_grad(y_pred, y)
-            dout = layers[0]._affine_backward(grad)
+            loss, dz = self.loss.fused_value_and_grad(y_pred, y)
+            dout = layers[0].backward_preactivation(dz)
             layers = layers[1:]
         else:
             loss, dout = self.loss.value_and_grad(y_pred, y)

@@ -49,7 +49,8 @@ class _KeepsOutput(Layer):
 
 
 class Sigmoid(_KeepsOutput):
-    """``1 / (1 + exp(-x))``; backward ``dout * y * (1 - y)``."""
+    """``1 / (1 + exp(-x))``; backward ``dout * y * (1 - y)``, which ``Sequential`` skips
+    before binary cross-entropy, as Softmax's before cross-entropy."""
 
     function = staticmethod(F.sigmoid)
 
@@ -72,7 +73,12 @@ class Tanh(Layer):
 
 class Softmax(_KeepsOutput):
     """Softmax over the last axis; backward is the Jacobian-vector product
-    ``y * (dout - sum(dout * y))``."""
+    ``y * (dout - sum(dout * y))``.
+
+    Before a cross-entropy loss, ``Sequential`` skips this backward (and the loss's):
+    the loss gives the gradient at softmax's input, ``(y - t) / batch``
+    (:meth:`xpnet.losses.Loss.fuses_with`).
+    """
 
     function = staticmethod(F.softmax)
 

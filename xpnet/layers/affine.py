@@ -3,19 +3,22 @@
 ``Affine`` is the book's layer (chapter 5), built from given ``W`` and ``b``; ``Dense``
 is the Keras-style layer that builds its own weights from the first input shape and
 applies an activation. Both flatten N-D input to ``(batch, features)`` and give the
-input's shape back in ``backward``.
+input's shape back in ``backward``. :func:`output_activation` tells a loss what a last
+layer outputs.
 """
 from __future__ import annotations
+
+import math
 
 from array_api_compat import array_namespace
 
 from .. import _validate as V
 from .. import backend as _backend
 from ..initializers import initialize
-from .activations import get_activation
+from .activations import Linear, Relu, Sigmoid, Softmax, Tanh, get_activation
 from .base import Layer
 
-__all__ = ["Affine", "Dense", "Flatten"]
+__all__ = ["Affine", "Dense", "Flatten", "output_activation"]
 
 
 class Affine(Layer):
@@ -56,7 +59,9 @@ class Affine(Layer):
             out += b  # in place on the product this call just made: one pass less
         return out
 
-    def _affine_backward(self, dout):
+    def backward_preactivation(self, dout):
+        """Backward from ``dout``, the gradient with respect to ``x @ W + b``; for Affine,
+        whose output that is, the same as ``backward``."""
         xp = self.xp
         W = self.params["W"]
         self.grads["W"] = self.x.T @ dout
@@ -76,7 +81,7 @@ class Affine(Layer):
         return self._activate(self._affine_forward(x), training)
 
     def backward(self, dout):
-        return self._affine_backward(dout)
+        return self.backward_preactivation(dout)
 
 
 class Dense(Affine):
@@ -94,6 +99,14 @@ class Dense(Affine):
         See :mod:`xpnet.initializers`; default "glorot_uniform" as in Keras.
     use_bias : bool
         Add a bias ``b`` (initialised to zeros).
+
+    Notes
+    -----
+    ``backward(dout)`` runs the activation's backward, then Affine's.
+    ``backward_preactivation(dz)`` starts from ``dz``, the gradient with respect to the
+    pre-activation ``z = x @ W + b``, skipping the activation: a model calls it when
+    its loss gives that gradient itself (:meth:`xpnet.losses.Loss.fuses_with`: softmax
+    with cross-entropy, where ``dz = (y - t) / batch`` as in the book's SoftmaxWithLoss).
     """
 
     def __init__(self, units, activation=None, input_dim=None, input_shape=None,
@@ -107,9 +120,7 @@ class Dense(Affine):
 
     def build(self, input_shape, *, xp, device=None, dtype=None, rng=None):
         dtype = dtype or _backend.get_floatx()
-        fan_in = 1
-        for d in input_shape:
-            fan_in *= int(d)
+        fan_in = math.prod(int(d) for d in input_shape)
         rng = _backend.host_rng(rng)
         W = initialize(self.kernel_initializer, (fan_in, self.units), rng, dtype)
         self.params["W"] = xp.asarray(W, device=device)
@@ -133,7 +144,7 @@ class Dense(Affine):
         return self.activation.forward_owned(z, training)
 
     def backward(self, dout):
-        return self._affine_backward(self.activation.backward(dout))
+        return self.backward_preactivation(self.activation.backward(dout))
 
     def get_config(self):
         act = type(self.activation).__name__.lower()
@@ -141,14 +152,39 @@ class Dense(Affine):
                 "use_bias": self.use_bias}
 
 
+_KNOWN_ACTIVATIONS = (Linear, Relu, Tanh, Sigmoid, Softmax)
+_BEHAVIOUR = ("forward", "forward_owned", "backward", "function")
+
+
+def output_activation(layer):
+    """The xpnet activation class (Linear, Relu, Tanh, Sigmoid, Softmax) whose output
+    ``layer`` gives, or None where xpnet cannot tell.
+
+    ``layer`` is a Dense (its activation counts), a plain Affine (linear) or an
+    activation layer. A subclass counts as its base class only if it changes none of
+    ``forward``, ``forward_owned``, ``backward`` or ``function``; a layer of the user's
+    own is None, and no loss refuses it.
+    """
+    if isinstance(layer, Affine):
+        kind = type(layer)
+        if kind.forward not in (Affine.forward, Dense.forward) or \
+                kind._activate not in (Affine._activate, Dense._activate):
+            return None
+        if not isinstance(layer, Dense):
+            return Linear
+        layer = layer.activation
+    for cls in _KNOWN_ACTIVATIONS:
+        if isinstance(layer, cls) and all(getattr(type(layer), m, None) is getattr(cls, m, None)
+                                          for m in _BEHAVIOUR):
+            return cls
+    return None
+
+
 class Flatten(Layer):
     """Flatten each sample: ``(batch, d1, d2, ...) -> (batch, d1*d2*...)``."""
 
     def compute_output_shape(self, input_shape):
-        n = 1
-        for d in input_shape:
-            n *= int(d)
-        return (n,)
+        return (math.prod(int(d) for d in input_shape),)
 
     def forward(self, x, training=True):
         self.x_shape = x.shape

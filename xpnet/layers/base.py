@@ -17,6 +17,8 @@ to the input, leaving the gradients of the layer's parameters in ``grads``.
 """
 from __future__ import annotations
 
+import math
+
 from array_api_compat import array_namespace
 
 from .. import _validate as V
@@ -81,13 +83,7 @@ class Layer:
     # -- bookkeeping ------------------------------------------------------------------
     def count_params(self) -> int:
         """Number of trainable scalars."""
-        total = 0
-        for p in self.params.values():
-            n = 1
-            for d in p.shape:
-                n *= d
-            total += n
-        return total
+        return sum(math.prod(p.shape) for p in self.params.values())
 
     def get_config(self) -> dict:
         return {"name": self.name}
