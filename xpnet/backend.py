@@ -50,6 +50,7 @@ __all__ = [
     "host_cast",
     "DeviceRNG",
     "is_array",
+    "library_of",
     "get_floatx",
     "set_floatx",
 ]
@@ -307,7 +308,9 @@ def set_floatx(name: str) -> None:
     _state["floatx"] = _check_floatx(name)
 
 
-def _library_of(x) -> str | None:
+def library_of(x) -> str | None:
+    """The name of the array library ``x`` belongs to ("numpy", "torch", "cupy",
+    "array_api_strict", "jax", "dask"), or None when ``x`` is not an array."""
     if array_api_compat.is_numpy_array(x):
         return "numpy"
     if array_api_compat.is_torch_array(x):
@@ -325,14 +328,14 @@ def _library_of(x) -> str | None:
 
 def is_array(x) -> bool:
     """True for an array of any library xpnet knows (NumPy, CuPy, torch, array-api-strict...)."""
-    return _library_of(x) is not None
+    return library_of(x) is not None
 
 
 def to_numpy(x) -> np.ndarray:
     """Any backend's array (or a Python number or list) as a ``numpy.ndarray`` on the host."""
     if type(x) is np.ndarray:  # the common case first: no library lookup
         return x
-    lib = _library_of(x)
+    lib = library_of(x)
     if lib == "numpy":
         return np.asarray(x)
     if lib == "torch":
@@ -413,7 +416,7 @@ def asarray(x, dtype: str | None = None, backend: Backend | None = None):
         if dtype is not None and x.dtype != getattr(xp, dtype):
             x = xp.astype(x, getattr(xp, dtype))
         return x
-    lib = _library_of(x)
+    lib = library_of(x)
     if lib is not None and lib != "numpy":
         raise BackendMismatchError(
             f"got a {lib} array, but the active backend is {b.name!r}: convert it with "
@@ -521,7 +524,7 @@ class DeviceRNG:
 
 def backend_of(x) -> Backend:
     """The :class:`Backend` that ``x`` belongs to, on ``x``'s own device."""
-    lib = _library_of(x)
+    lib = library_of(x)
     if lib not in _LOADERS:
         raise TypeError(f"not an array of a backend xpnet supports: {type(x).__name__}")
     b = load(lib)

@@ -264,7 +264,7 @@ class Sequential:
             self._raise_shape(x.shape)
         slices = D.batch_slices(D.num_rows(x), batch_size)
         outs = self._predict_batches(x, slices, batch_size)
-        if B._library_of(x) == "numpy":  # into one host array: output + a batch, not twice
+        if B.library_of(x) == "numpy":  # into one host array: output + a batch, not twice
             return D.gather_on_host(outs, slices, self.backend)
         outs = list(outs)
         return outs[0] if len(outs) == 1 else self.backend.xp.concat(outs, axis=0)
