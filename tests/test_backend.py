@@ -137,6 +137,25 @@ def test_floatx_set_and_validate():
     assert xn.get_floatx() == before
 
 
+def test_backend_re_exports_its_modules_names():
+    from xpnet import _backend_arrays, _backend_load, _backend_random
+
+    for module in (_backend_arrays, _backend_load, _backend_random):
+        for name in module.__all__:
+            if name != "LOADERS":
+                assert name in B.__all__ and getattr(B, name) is getattr(module, name)
+    assert all(hasattr(B, name) for name in B.__all__)
+
+
+def test_loaders_fill_the_native_kernels(backend):
+    """torch brings its own sigmoid and a device generator, CuPy a device generator; the
+    others leave both unset (the standard's formula, host random numbers)."""
+    assert (backend.sigmoid is not None) == (backend.name == "torch")
+    assert (backend.rng is not None) == (backend.name in ("torch", "cupy"))
+    assert B.native_sigmoid(backend.xp) is backend.sigmoid
+    assert B.native_sigmoid(object()) is None
+
+
 # -- cupy on a machine without a GPU ------------------------------------------------------
 
 def test_cupy_env_var_imports_and_fails_clearly_on_use():

@@ -1,8 +1,9 @@
-"""House rules checked on the source: only ``xpnet/backend.py`` touches concrete array
-libraries; library code has no host syncs or NumPy-only idioms.
+"""House rules checked on the source: only the backend modules (``xpnet/backend.py`` and
+``xpnet/_backend_*.py``) touch concrete array libraries; library code has no host syncs or
+NumPy-only idioms.
 
 - cupy and torch (also via ``array_api_compat.cupy``/``.torch``) are imported only in
-  ``xpnet/backend.py``;
+  the backend modules;
 - numpy is imported only there and in the host modules ``xpnet/datasets/``,
   ``xpnet/io.py`` and ``xpnet/io_npz.py``;
 - outside those modules: no ``.item()``, ``.copy()``, ``nditer`` or ``np.add.at``.
@@ -15,10 +16,13 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "xpnet"
-BACKEND_MODULE = "backend.py"
 DEVICE_LIBS = {"cupy", "torch"}
 HOST_LIBS = {"numpy"}
 FORBIDDEN_CALLS = {"item", "copy"}  # methods: a host sync, and a NumPy-only idiom
+
+
+def _is_backend_module(rel: str) -> bool:
+    return rel == "backend.py" or (rel.startswith("_backend_") and "/" not in rel)
 
 
 def _is_host_module(rel: str) -> bool:
@@ -84,8 +88,8 @@ def _modules():
 
 
 MODULES = _modules()
-#: every module but backend.py: checked for imports
-IMPORTERS = [(rel, p) for rel, p in MODULES if rel != BACKEND_MODULE]
+#: every module but the backend modules: checked for imports
+IMPORTERS = [(rel, p) for rel, p in MODULES if not _is_backend_module(rel)]
 #: the device-side library code: checked for host idioms too
 LIBRARY = [(rel, p) for rel, p in IMPORTERS if not _is_host_module(rel)]
 
@@ -93,6 +97,7 @@ LIBRARY = [(rel, p) for rel, p in IMPORTERS if not _is_host_module(rel)]
 def test_the_walk_sees_the_core_modules():
     names = {rel for rel, _ in MODULES}
     assert {rel for rel, _ in LIBRARY} < names
+    assert {"backend.py", "_backend_load.py"} <= names - {rel for rel, _ in IMPORTERS}
     for core in ("backend.py", "functions.py", "losses.py", "optimizers.py", "gradcheck.py",
                  "initializers.py", "layers/base.py", "layers/affine.py"):
         assert core in names
@@ -105,6 +110,17 @@ def test_only_backend_imports_array_libraries(rel, path):
     bad = [(line, lib) for line, lib in imported_libraries(tree) if lib not in allowed]
     assert not bad, f"xpnet/{rel} imports " + ", ".join(f"{lib} (line {n})" for n, lib in bad) \
         + ": go through xpnet.backend instead"
+
+
+def test_backend_modules_below_backend_py_import_no_xpnet_module():
+    """``backend.py`` imports the ``_backend_*`` modules; they import nothing of xpnet's, so
+    there is no cycle and no import back up."""
+    for rel, path in MODULES:
+        if _is_backend_module(rel) and rel != "backend.py":
+            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+            up = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                  and (node.level > 0 or (node.module or "").startswith("xpnet"))]
+            assert not up, f"xpnet/{rel} imports an xpnet module (line {up[0]})"
 
 
 @pytest.mark.parametrize("rel, path", LIBRARY, ids=[rel for rel, _ in LIBRARY])

@@ -113,7 +113,7 @@ def test_clean_input_is_read_once_or_batch_by_batch(backend, monkeypatch, reads,
     out = B.to_numpy(model.predict(x, batch_size=7))
     expected = np.concatenate([B.to_numpy(model(X[i:i + 7])) for i in range(0, N, 7)])
     np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-7)
-    on_device = B._library_of(x) != "numpy"
+    on_device = B.library_of(x) != "numpy"
     if batch == "large" and not on_device:
         assert reads == D.batch_slices(N, 7)
     else:

@@ -28,7 +28,7 @@ def as_data(x, backend, name="x"):
             if isinstance(exc, B.BackendMismatchError):
                 raise
             raise TypeError(f"{name}: {exc}") from None
-    lib = B._library_of(x)
+    lib = B.library_of(x)
     if lib is not None and lib != "numpy":
         raise B.BackendMismatchError(
             f"{name} is a {lib} array, but the model runs on {backend.name!r}: convert it "
@@ -66,9 +66,9 @@ def num_rows(x) -> int:
 
 def check_xy(x, y):
     """Same number of rows, at least one row, both on the host or both on the backend."""
-    if y is not None and (B._library_of(x) == "numpy") != (B._library_of(y) == "numpy"):
+    if y is not None and (B.library_of(x) == "numpy") != (B.library_of(y) == "numpy"):
         what = {"numpy": "a NumPy array"}
-        lx, ly = B._library_of(x), B._library_of(y)
+        lx, ly = B.library_of(x), B.library_of(y)
         lib = ly if lx == "numpy" else lx
         raise B.BackendMismatchError(
             f"x is {what.get(lx, f'an array of the {lx} backend')} but y is "
@@ -89,7 +89,7 @@ class _Plan:
     magnitude allowed (``x``'s own float max, or the smaller one of the type it is cast to)."""
 
     def __init__(self, x, dtype):
-        is_host = B._library_of(x) == "numpy"
+        is_host = B.library_of(x) == "numpy"
         self.xp = xp = B.load("numpy").xp if is_host else B.backend_of(x).xp
         self.row_size = 1
         for d in x.shape[1:]:
@@ -161,7 +161,7 @@ def finite_checker(x, batch_size, name="x", dtype=None):
     per batch costs more than it saves) are checked here, all at once.
     """
     plan = _finite_plan(x, dtype)
-    if plan is not None and (B._library_of(x) != "numpy"
+    if plan is not None and (B.library_of(x) != "numpy"
                              or batch_size * plan.row_size < _FINITE_BATCH):
         _check_rows(x, plan, name, 0, num_rows(x))
         plan = None
@@ -179,7 +179,7 @@ def check_targets(y, loss, output_shape, name="y"):
     are moved with ("int64" for sparse labels).
     """
     units = output_shape[-1]
-    host = B.to_numpy(y) if B._library_of(y) != "numpy" else y
+    host = B.to_numpy(y) if B.library_of(y) != "numpy" else y
     if loss.sparse:
         if host.ndim > 2 or (host.ndim == 2 and host.shape[1] != 1):
             raise ValueError(

@@ -264,7 +264,7 @@ class Sequential(_ckpt.Weights, Summary):
         slices = D.batch_slices(D.num_rows(x), batch_size)
         check = D.finite_checker(x, batch_size, dtype=self.dtype_name) if check_finite else None
         outs = self._predict_batches(x, slices, check)
-        if B._library_of(x) == "numpy":  # into one host array: output + a batch, not twice
+        if B.library_of(x) == "numpy":  # into one host array: output + a batch, not twice
             return D.gather_on_host(outs, slices, self.backend)
         outs = list(outs)
         return outs[0] if len(outs) == 1 else self.backend.xp.concat(outs, axis=0)

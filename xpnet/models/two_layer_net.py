@@ -77,7 +77,7 @@ class _BookNet:
         wait for a device: labels given as NumPy arrays, or any labels on a CPU backend
         (a label out of range would otherwise give a row of zeros and a loss of 0).
         """
-        readable = self.backend.on_host or _backend._library_of(t) == "numpy"
+        readable = self.backend.on_host or _backend.library_of(t) == "numpy"
         t = _backend.asarray(t, backend=self.backend)
         xp = self.xp
         if xp.isdtype(t.dtype, "real floating"):

@@ -1,0 +1,119 @@
+"""How each array library is loaded: one loader per backend, run the first time the
+backend is used. A loader checks that the library can run here (else
+:class:`BackendUnavailableError` says why) and returns the backend's fields: its
+namespace, device and array type, and the library's own kernels where it has them
+(``sigmoid``: one kernel instead of the standard's formula; ``rng``: a generator on the
+device)."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+__all__ = ["BackendUnavailableError", "LOADERS"]
+
+
+class BackendUnavailableError(RuntimeError):
+    """A backend was named that cannot run on this machine (the message says why)."""
+
+
+def _load_numpy() -> dict:
+    import array_api_compat.numpy as xp
+
+    return dict(xp=xp, device="cpu", array_type=np.ndarray)
+
+
+def _load_array_api_strict() -> dict:
+    try:
+        import array_api_strict as xp
+    except ImportError as exc:  # pragma: no cover - depends on the machine
+        raise BackendUnavailableError(
+            "the 'array_api_strict' backend needs the array-api-strict package: "
+            "pip install array-api-strict"
+        ) from exc
+    probe = xp.asarray(0.0)
+    return dict(xp=xp, device=probe.device, array_type=type(probe))
+
+
+def _load_torch() -> dict:
+    try:
+        import torch
+    except ImportError as exc:  # pragma: no cover - depends on the machine
+        raise BackendUnavailableError(
+            "the 'torch' backend needs PyTorch: pip install 'xpnet[torch]'"
+        ) from exc
+    import array_api_compat.torch as xp
+
+    wanted = os.environ.get("XPNET_DEVICE")
+    if wanted is None:
+        wanted = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(wanted)
+        torch.zeros(1, device=device)
+    except (RuntimeError, AssertionError) as exc:
+        raise BackendUnavailableError(
+            f"the 'torch' backend cannot use device {wanted!r}: {exc}. "
+            "Unset XPNET_DEVICE or set it to 'cpu'."
+        ) from exc
+    return dict(xp=xp, device=device, array_type=torch.Tensor, sigmoid=_torch_sigmoid,
+                rng=_torch_rng)
+
+
+def _torch_sigmoid(x, overwrite_x=False):
+    """torch's one-kernel sigmoid (the standard's formula is four passes, and torch's CPU
+    ``tanh`` is slow)."""
+    import torch
+
+    return torch.sigmoid_(x) if overwrite_x else torch.sigmoid(x)
+
+
+def _torch_rng(seed: int, backend):
+    """``draw(shape, dtype)`` from a torch generator on the backend's device (the CPU's
+    for "meta", which has none)."""
+    import torch
+
+    device = backend.device
+    gen = torch.Generator(device=device if device.type != "meta" else "cpu").manual_seed(seed)
+    return lambda shape, dtype: torch.rand(shape, generator=gen, dtype=dtype, device=device)
+
+
+def _load_cupy() -> dict:
+    try:
+        import cupy
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            "the 'cupy' backend needs CuPy, which is not installed. Install the build that "
+            "matches your CUDA driver: pip install 'xpnet[cuda12]' (or 'xpnet[cuda13]'), "
+            "or choose another backend: XPNET_BACKEND=numpy."
+        ) from exc
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+        if count < 1:
+            raise RuntimeError("no CUDA device found")
+        cupy.zeros(1)  # a real allocation: fails early with the driver's own words
+    except Exception as exc:  # CUDARuntimeError, CUDADriverError, RuntimeError ...
+        raise BackendUnavailableError(
+            f"CuPy is installed but cannot use a CUDA device ({type(exc).__name__}: {exc}). "
+            "Check that this machine has an NVIDIA GPU and driver (`nvidia-smi`) and that the "
+            "CuPy build matches the driver's CUDA version (cupy-cuda12x for CUDA 12, "
+            "cupy-cuda13x for CUDA 13); or choose another backend: XPNET_BACKEND=numpy."
+        ) from exc
+    import array_api_compat.cupy as xp
+
+    return dict(xp=xp, device=cupy.cuda.Device(), array_type=cupy.ndarray, rng=_cupy_rng)
+
+
+def _cupy_rng(seed: int, backend):
+    """``draw(shape, dtype)`` from CuPy's generator on the current device."""
+    import cupy
+
+    gen = cupy.random.default_rng(seed)
+    return lambda shape, dtype: gen.random(shape, dtype=dtype)
+
+
+LOADERS = {
+    "numpy": _load_numpy,
+    "array_api_strict": _load_array_api_strict,
+    "torch": _load_torch,
+    "cupy": _load_cupy,
+}
