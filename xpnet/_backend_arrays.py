@@ -2,7 +2,6 @@
 into NumPy, any backend's array read back to NumPy."""
 from __future__ import annotations
 
-
 import array_api_compat
 import numpy as np
 

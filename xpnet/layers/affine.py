@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from array_api_compat import array_namespace
+from array_api_compat import array_namespace, device
 
 from .. import _validate as V
 from .. import backend as _backend
@@ -136,7 +136,7 @@ class Dense(Affine):
         if not self.built:  # used on its own: build from the first input
             xp = self._ns(x)
             dtype = next((n for n in ("float64", "float32") if x.dtype == getattr(xp, n)), None)
-            self.build(tuple(x.shape[1:]), xp=xp, device=x.device, dtype=dtype)
+            self.build(tuple(x.shape[1:]), xp=xp, device=device(x), dtype=dtype)
         return self._activate(self._affine_forward(x), training)
 
     def _activate(self, z, training):
