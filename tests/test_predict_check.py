@@ -104,11 +104,12 @@ def reads(monkeypatch):
 @pytest.mark.parametrize("where", ["host", "device"])
 @pytest.mark.parametrize("batch", ["small", "large"])
 def test_clean_input_is_read_once_or_batch_by_batch(backend, monkeypatch, reads, batch, where):
-    """Small batches and device data: one read before the loop; large host batches: one
-    read per batch, just before the model computes with it."""
+    """Where the first layer's pre-activations cannot stand in for x (BatchNormalization
+    first): small batches and device data are read once before the loop, large host
+    batches one by one, just before the model computes with them."""
     if batch == "large":
         monkeypatch.setattr(D, "_FINITE_BATCH", 1)
-    model = _dense_first()
+    model = _batchnorm_first()
     x = X if where == "host" else B.asarray(X, backend=backend)
     out = B.to_numpy(model.predict(x, batch_size=7))
     expected = np.concatenate([B.to_numpy(model(X[i:i + 7])) for i in range(0, N, 7)])
@@ -117,6 +118,20 @@ def test_clean_input_is_read_once_or_batch_by_batch(backend, monkeypatch, reads,
     if batch == "large" and not on_device:
         assert reads == D.batch_slices(N, 7)
     else:
+        assert reads == [(0, N)]
+
+
+@pytest.mark.parametrize("kind", ["dense", "flatten"])
+def test_clean_input_is_checked_on_the_preactivations_only(backend, kind, reads):
+    """On a host backend, finite data never make predict read x for the check."""
+    make, data = MODELS[kind]
+    model = make()
+    out = B.to_numpy(model.predict(data, batch_size=7))
+    expected = np.concatenate([B.to_numpy(model(data[i:i + 7])) for i in range(0, N, 7)])
+    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-7)
+    if backend.on_host:
+        assert reads == []
+    else:  # a device backend checks x once, before the loop (no sync per batch)
         assert reads == [(0, N)]
 
 
@@ -202,7 +217,7 @@ def test_an_activation_subclass_with_its_own_forward_is_run_as_written(to_xp, ba
     custom.forward(x)  # build, then share the weights
     plain.forward(x)
     plain.params.update(custom.params)
-    z = B.to_numpy(custom._affine_forward(x))
+    z = B.to_numpy(custom.preactivation(x))
     expected = B.to_numpy(base().forward(to_xp(z * 0.5, "float64")))
     np.testing.assert_allclose(B.to_numpy(custom.forward(x)), expected, rtol=1e-12)
     assert not np.allclose(B.to_numpy(custom.forward(x)), B.to_numpy(plain.forward(x)))

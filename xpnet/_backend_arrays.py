@@ -2,10 +2,13 @@
 into NumPy, any backend's array read back to NumPy."""
 from __future__ import annotations
 
+import contextlib
+
 import array_api_compat
 import numpy as np
 
-__all__ = ["library_of", "is_array", "to_numpy", "host_asarray", "host_cast", "host_full"]
+__all__ = ["library_of", "is_array", "to_numpy", "host_asarray", "host_cast", "host_full",
+           "quiet_invalid"]
 
 
 def library_of(x) -> str | None:
@@ -102,3 +105,16 @@ def host_cast(values: np.ndarray, dtype: str) -> np.ndarray:
 def host_full(shape, value, dtype="float32") -> np.ndarray:
     """A host NumPy array of ``shape`` filled with ``value``."""
     return np.full(shape, value, dtype=dtype)
+
+
+def quiet_invalid(backend):
+    """A context in which NumPy does not warn about invalid operations (``inf * 0``,
+    ``inf - inf``) in ``backend``'s computations; a no-op for libraries that never warn.
+
+    predict computes the first layer's ``x @ W + b`` in it when it reads that product for
+    NaN/inf: an infinity in ``x`` makes it invalid, and the ValueError that follows says so
+    better than a RuntimeWarning. ``np.errstate`` is thread- and context-local.
+    """
+    if backend.name in ("numpy", "array_api_strict"):  # array-api-strict computes with NumPy
+        return np.errstate(invalid="ignore")
+    return contextlib.nullcontext()

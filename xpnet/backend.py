@@ -32,7 +32,7 @@ import array_api_compat
 import numpy as np
 
 from ._backend_arrays import (host_asarray, host_cast, host_full, is_array,
-                              library_of, to_numpy)
+                              library_of, quiet_invalid, to_numpy)
 from ._backend_load import LOADERS as _LOADERS
 from ._backend_load import BackendUnavailableError
 from ._backend_random import DeviceRNG, host_rng
@@ -43,6 +43,7 @@ __all__ = [
     "get_floatx", "set_floatx", "native_sigmoid", "asarray", "backend_of",
     # from the modules below: arrays, host data, random numbers
     "library_of", "is_array", "to_numpy", "host_asarray", "host_cast", "host_full",
+    "quiet_invalid",
     "host_rng", "DeviceRNG",
 ]
 

@@ -250,9 +250,9 @@ class Sequential(_ckpt.Weights, Summary):
 
         Memory is bounded by the batch, not by the input. NumPy input gives a NumPy
         result; an array of the active backend gives one of the same backend.
-        ``x`` is checked for NaN/inf as the model computes with it (host data batch by
-        batch, device data once before the loop, so the loop never waits for the device);
-        ``check_finite=False`` skips that, for data known to be clean.
+        ``x`` is checked for NaN/inf as the model computes with it (on a CPU backend through
+        the first Dense's product, :func:`xpnet.data.first_product_check`; device data once,
+        before the loop). ``check_finite=False`` skips that, for data known to be clean.
         ``verbose`` is accepted for code written for Keras; predict shows no progress.
         An unbuilt model without a declared input shape is built from ``x``.
         """
@@ -262,18 +262,21 @@ class Sequential(_ckpt.Weights, Summary):
         D.check_xy(x, None)
         self.check_input(x)
         slices = D.batch_slices(D.num_rows(x), batch_size)
-        check = D.finite_checker(x, batch_size, dtype=self.dtype_name) if check_finite else None
-        outs = self._predict_batches(x, slices, check)
+        fast = check_finite and D.first_product_check(self.layers, x, self.backend, self.dtype_name)
+        check = (D.finite_checker(x, batch_size, dtype=self.dtype_name)
+                 if check_finite and not fast else None)
+        outs = self._predict_batches(x, slices, check, fast)
         if B.library_of(x) == "numpy":  # into one host array: output + a batch, not twice
             return D.gather_on_host(outs, slices, self.backend)
         outs = list(outs)
         return outs[0] if len(outs) == 1 else self.backend.xp.concat(outs, axis=0)
 
-    def _predict_batches(self, x, slices, check):
+    def _predict_batches(self, x, slices, check, fast):
         for i, j in slices:
-            if check is not None:
+            if check is not None:  # before the cast: float64 data may overflow float32
                 check(i, j)
-            yield self.forward(D.take_rows(x, slice(i, j), self.backend, self.dtype_name), False)
+            h = D.take_rows(x, slice(i, j), self.backend, self.dtype_name)
+            yield fast(h, i, j) if fast else self.forward(h, False)
 
     def fit(self, x, y, epochs=1, batch_size=32, validation_data=None, validation_split=0.0,
             shuffle=True, callbacks=None, verbose=1, seed=None, initial_epoch=0):

@@ -47,7 +47,9 @@ class Affine(Layer):
     def compute_output_shape(self, input_shape):
         return (self.params["W"].shape[1],)
 
-    def _affine_forward(self, x):
+    def preactivation(self, x):
+        """``x @ W + b`` (inputs flattened per row), kept for ``backward``: the first half
+        of ``forward``."""
         xp = self._ns(x)
         self.x_shape = x.shape
         if x.ndim != 2:
@@ -74,11 +76,11 @@ class Affine(Layer):
             dx = xp.reshape(dx, self.x_shape)
         return dx
 
-    def _activate(self, z, training):
+    def activate(self, z, training):
         return z
 
     def forward(self, x, training=True):
-        return self._activate(self._affine_forward(x), training)
+        return self.activate(self.preactivation(x), training)
 
     def backward(self, dout):
         return self.backward_preactivation(dout)
@@ -137,9 +139,9 @@ class Dense(Affine):
             xp = self._ns(x)
             dtype = next((n for n in ("float64", "float32") if x.dtype == getattr(xp, n)), None)
             self.build(tuple(x.shape[1:]), xp=xp, device=device(x), dtype=dtype)
-        return self._activate(self._affine_forward(x), training)
+        return self.activate(self.preactivation(x), training)
 
-    def _activate(self, z, training):
+    def activate(self, z, training):
         # z = x @ W + b was made by this call and is not kept: the activation may use it
         return self.activation.forward_owned(z, training)
 
@@ -168,7 +170,7 @@ def output_activation(layer):
     if isinstance(layer, Affine):
         kind = type(layer)
         if kind.forward not in (Affine.forward, Dense.forward) or \
-                kind._activate not in (Affine._activate, Dense._activate):
+                kind.activate not in (Affine.activate, Dense.activate):
             return None
         if not isinstance(layer, Dense):
             return Linear
