@@ -26,7 +26,7 @@ from .layers.softmax_loss import fused_gradient
 __all__ = ["Loss", "MeanSquaredError", "CategoricalCrossentropy", "SparseCategoricalCrossentropy",
            "BinaryCrossentropy", "output_activation", "get_loss", "LOSSES"]
 
-EPSILON = 1e-7
+EPSILON = F.EPSILON  # the one 1e-7 guard: probabilities are clipped to [EPSILON, 1 - EPSILON]
 ROW_SUM_TOL = 1e-3  # how far from 1 a probability row of categorical targets may sum
 
 

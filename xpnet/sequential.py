@@ -14,7 +14,7 @@ import re
 
 from . import backend as B
 from . import data as D
-from . import checkpoint as _ckpt
+from . import checkpoint as C
 from . import freezing as _freezing
 from ._validate import check_seed
 from .training import run_evaluate, run_fit
@@ -31,7 +31,7 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-class Sequential(_ckpt.Weights, Summary):
+class Sequential(C.Weights, Summary):
     """A linear stack of layers with ``compile``/``fit``/``evaluate``/``predict``.
 
     Parameters
@@ -112,10 +112,10 @@ class Sequential(_ckpt.Weights, Summary):
         self.input_shape = shape
         self.output_shapes = []
         for layer in self.layers:
-            kept = _ckpt.kept_arrays(layer, shape)
+            kept = C.kept_arrays(layer, shape)
             shape = tuple(layer.build(shape, xp=backend.xp, device=backend.device, dtype=dtype,
                                       rng=rng))
-            _ckpt.restore_arrays(layer, kept, backend, dtype)
+            C.restore_arrays(layer, kept, backend, dtype)
             self.output_shapes.append(shape)
         self.output_shape = shape
         self._slots = [(f"{l.name}/{k}", l, k) for l in self.layers for k in l.params]

@@ -24,6 +24,7 @@ from . import data as D
 from ._validate import check_seed
 from .callbacks import CallbackList
 from .history import History
+from .layers.regularization import Dropout
 
 __all__ = ["run_fit", "run_evaluate", "train_step", "forward_backward"]
 
@@ -143,7 +144,7 @@ def _seed_epoch(model, x, base_seed, epoch, shuffle):
     depend only on (seed, epoch)."""
     backend = model.backend
     for index, layer in enumerate(model.layers):
-        if hasattr(layer, "rate") and hasattr(layer, "rng"):
+        if isinstance(layer, Dropout):
             layer.rng = B.DeviceRNG(int(B.host_rng([base_seed, epoch, index]).integers(2**31)),
                                     backend)
     if not shuffle:

@@ -13,7 +13,7 @@ import math
 from array_api_compat import array_namespace, device
 
 from .. import _validate as V
-from .. import backend as _backend
+from .. import backend as B
 from ..initializers import initialize
 from .activations import Linear, Relu, Sigmoid, Softmax, Tanh, get_activation
 from .base import Layer
@@ -121,9 +121,9 @@ class Dense(Affine):
         self.use_bias = bool(use_bias)
 
     def build(self, input_shape, *, xp, device=None, dtype=None, rng=None):
-        dtype = dtype or _backend.get_floatx()
+        dtype = dtype or B.get_floatx()
         fan_in = math.prod(int(d) for d in input_shape)
-        rng = _backend.host_rng(rng)
+        rng = B.host_rng(rng)
         W = initialize(self.kernel_initializer, (fan_in, self.units), rng, dtype)
         self.params["W"] = xp.asarray(W, device=device)
         if self.use_bias:

@@ -6,7 +6,7 @@ import warnings
 from array_api_compat import device as _device
 
 from .. import _validate as V
-from .. import backend as _backend
+from .. import backend as B
 from .base import Layer
 
 __all__ = ["Dropout", "BatchNormalization"]
@@ -30,15 +30,15 @@ class Dropout(Layer):
 
     def build(self, input_shape, *, xp, device=None, dtype="float32", rng=None):
         if self.seed is None:
-            self.seed = int(_backend.host_rng(rng).integers(2**31))
+            self.seed = int(B.host_rng(rng).integers(2**31))
         self.rng = None
         return super().build(input_shape, xp=xp)
 
     def _device_rng(self, x):
         if self.rng is None:
             if self.seed is None:
-                self.seed = int(_backend.host_rng(None).integers(2**31))
-            self.rng = _backend.DeviceRNG(self.seed, _backend.backend_of(x))
+                self.seed = int(B.host_rng(None).integers(2**31))
+            self.rng = B.DeviceRNG(self.seed, B.backend_of(x))
         return self.rng
 
     def forward(self, x, training=True):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numbers
 
-from .. import backend as _backend
+from .. import backend as B
 from .._registry import resolve
 from .._validate import check_seed
 from ..optimizers import OPTIMIZERS, Optimizer
@@ -79,7 +79,7 @@ class Trainer:
                  mini_batch_size=100, optimizer="sgd", optimizer_param=None,
                  evaluate_sample_num_per_epoch=None, verbose=True, seed=None):
         self.network = network
-        self.backend = getattr(network, "backend", None) or _backend.current()
+        self.backend = getattr(network, "backend", None) or B.current()
         self.x_train, self.t_train = self._data(x_train), self._data(t_train)
         self.x_test, self.t_test = self._data(x_test), self._data(t_test)
         self.train_size = self.x_train.shape[0]
@@ -108,7 +108,7 @@ class Trainer:
         self.evaluate_sample_num_per_epoch = (None if evaluate_sample_num_per_epoch is None
                                               else int(evaluate_sample_num_per_epoch))
         self.verbose = verbose
-        self.rng = _backend.host_rng(check_seed(seed, "Trainer(seed)", generator=True))
+        self.rng = B.host_rng(check_seed(seed, "Trainer(seed)", generator=True))
         self.iter_per_epoch = max(self.train_size // mini_batch_size, 1)
         self.max_iter = epochs * self.iter_per_epoch
         self.current_iter = 0
@@ -121,21 +121,21 @@ class Trainer:
 
     def _data(self, data):
         """Arrays of the backend stay as they are; anything else becomes a host NumPy array."""
-        host_type = _backend.load("numpy").array_type
-        if _backend.is_array(data) and not isinstance(data, host_type):
-            return _backend.asarray(data, backend=self.backend)  # raises on another library
-        return _backend.host_asarray(data)
+        host_type = B.load("numpy").array_type
+        if B.is_array(data) and not isinstance(data, host_type):
+            return B.asarray(data, backend=self.backend)  # raises on another library
+        return B.host_asarray(data)
 
     def _batch(self, data, idx, idx_device):
-        if isinstance(data, _backend.load("numpy").array_type):
-            return _backend.asarray(data[idx], backend=self.backend)
+        if isinstance(data, B.load("numpy").array_type):
+            return B.asarray(data[idx], backend=self.backend)
         return self.backend.xp.take(data, idx_device, axis=0)
 
     def step(self):
         """One mini-batch step; at the end of an epoch, record and report the epoch."""
         idx = self.rng.choice(self.train_size, self.batch_size)
         idx_device = None
-        host = _backend.load("numpy").array_type
+        host = B.load("numpy").array_type
         if not (isinstance(self.x_train, host) and isinstance(self.t_train, host)):
             idx_device = self.backend.xp.asarray(idx, device=self.backend.device)
         x_batch = self._batch(self.x_train, idx, idx_device)
@@ -152,7 +152,7 @@ class Trainer:
     def _end_epoch(self):
         self.current_epoch += 1
         xp = self.backend.xp
-        losses = _backend.to_numpy(xp.stack(self._epoch_losses)).tolist()  # one sync per epoch
+        losses = B.to_numpy(xp.stack(self._epoch_losses)).tolist()  # one sync per epoch
         self._epoch_losses = []
         self.train_loss_list.extend(losses)
         n = self.evaluate_sample_num_per_epoch

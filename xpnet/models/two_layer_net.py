@@ -8,7 +8,7 @@ current arrays in ``params`` (:meth:`_BookNet._bind`, one dict assignment per pa
 """
 from __future__ import annotations
 
-from .. import backend as _backend
+from .. import backend as B
 from .. import functions as F
 from .._validate import check_seed, positive_int
 from ..initializers import initialize
@@ -32,14 +32,14 @@ class _BookNet:
     """
 
     def __init__(self, seed=None, dtype=None):
-        dtype = _backend.get_floatx() if dtype is None else dtype
+        dtype = B.get_floatx() if dtype is None else dtype
         if dtype not in _FLOATS:
             raise ValueError(f"dtype needs to be one of {_FLOATS}, got {dtype!r}")
-        self.backend = _backend.current()
+        self.backend = B.current()
         self.xp = self.backend.xp
         self.dtype_name = dtype
         self.dtype = getattr(self.xp, dtype)
-        self.rng = _backend.host_rng(check_seed(seed, f"{type(self).__name__}(seed)",
+        self.rng = B.host_rng(check_seed(seed, f"{type(self).__name__}(seed)",
                                                 generator=True))
         self.params: dict = {}
         self.layers: dict = {}  # insertion-ordered, the book's OrderedDict
@@ -50,7 +50,7 @@ class _BookNet:
     def _add_param(self, key, spec, shape):
         """Draw ``params[key]`` on the host as ``spec`` says, then move it to the backend."""
         host = initialize(spec, shape, self.rng, self.dtype_name)
-        self.params[key] = _backend.asarray(host, backend=self.backend)
+        self.params[key] = B.asarray(host, backend=self.backend)
 
     def _add_layer(self, name, layer, **bindings):
         """Append ``layer``; ``bindings`` maps its parameter names to keys of ``params``."""
@@ -67,7 +67,7 @@ class _BookNet:
     # -- inputs -----------------------------------------------------------------------
     def _as_input(self, x):
         """``x`` (NumPy or an array of the network's backend) on the backend, in its dtype."""
-        x = _backend.asarray(x, backend=self.backend)
+        x = B.asarray(x, backend=self.backend)
         return x if x.dtype == self.dtype else self.xp.astype(x, self.dtype)
 
     def _as_target(self, t):
@@ -77,8 +77,8 @@ class _BookNet:
         wait for a device: labels given as NumPy arrays, or any labels on a CPU backend
         (a label out of range would otherwise give a row of zeros and a loss of 0).
         """
-        readable = self.backend.on_host or _backend.library_of(t) == "numpy"
-        t = _backend.asarray(t, backend=self.backend)
+        readable = self.backend.on_host or B.library_of(t) == "numpy"
+        t = B.asarray(t, backend=self.backend)
         xp = self.xp
         if xp.isdtype(t.dtype, "real floating"):
             if t.dtype != self.dtype:
@@ -119,7 +119,7 @@ class _BookNet:
         """
         xp = self.xp
         y = xp.argmax(self.predict(x), axis=1)
-        t = _backend.asarray(t, backend=self.backend)
+        t = B.asarray(t, backend=self.backend)
         if t.ndim != 1:
             t = xp.argmax(t, axis=1)
         hits = xp.count_nonzero(y == xp.astype(t, y.dtype))
