@@ -24,18 +24,18 @@ class Weights:
         With ``trainable_only``, those of the layers not frozen (``trainable``) when the
         model was built or last started ``fit``.
         """
-        slots = self._train_slots if trainable_only else self._slots
-        return {key: layer.params[name] for key, layer, name in slots}
+        bound = self._train_bindings if trainable_only else self._bindings
+        return {key: layer.params[name] for key, layer, name in bound}
 
     def set_params(self, params: dict) -> None:
         """Rebind the parameter arrays named in ``params`` (keys as :meth:`get_params`)."""
-        for key, layer, name in self._slots:
+        for key, layer, name in self._bindings:
             if key in params:
                 layer.params[name] = params[key]
 
     def get_grads(self) -> dict:
         """The gradients of the last backward pass, keyed as ``get_params(trainable_only=True)``."""
-        return {key: layer.grads[name] for key, layer, name in self._train_slots}
+        return {key: layer.grads[name] for key, layer, name in self._train_bindings}
 
     def get_weights(self) -> list:
         """Every layer's parameters then state, as NumPy arrays, in layer order (W, b ...)."""

@@ -14,7 +14,7 @@ def plan(model) -> int:
     stops: the layers before the first trainable one with parameters need none.
     """
     frozen = {id(l) for l in model.layers if not getattr(l, "trainable", True)}
-    model._train_slots = [s for s in model._slots if id(s[1]) not in frozen]
+    model._train_bindings = [s for s in model._bindings if id(s[1]) not in frozen]
     model._train_layers = [
         FrozenNormalization(l) if id(l) in frozen and isinstance(l, BatchNormalization) else l
         for l in model.layers]
@@ -23,7 +23,7 @@ def plan(model) -> int:
     for i, layer in enumerate(model.layers):
         layer.need_input_grad = i > first
     model._backward_layers = model._train_layers[first:][::-1]
-    return len(model._train_slots)
+    return len(model._train_bindings)
 
 
 class FrozenNormalization:

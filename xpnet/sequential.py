@@ -118,7 +118,7 @@ class Sequential(C.Weights, Summary):
             C.restore_arrays(layer, kept, backend, dtype)
             self.output_shapes.append(shape)
         self.output_shape = shape
-        self._slots = [(f"{l.name}/{k}", l, k) for l in self.layers for k in l.params]
+        self._bindings = [(f"{l.name}/{k}", l, k) for l in self.layers for k in l.params]
         self.plan_training()
         self.dtype_name = dtype
         self.built = True
