@@ -21,6 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from _isolation import isolate_data
 from xpnet import datasets
 from xpnet.datasets import (ChecksumError, DatasetNotFoundError, IDXFormatError, read_idx)
 from xpnet.datasets import mnist as mnist_mod
@@ -42,10 +43,7 @@ needs_debian_fashion = pytest.mark.skipif(  # read before _isolated clears XPNET
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
     """No test sees the real ~/.cache or the user's XPNET_* variables."""
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    for var in ("XPNET_DATA", "XPNET_MNIST_URL", "XPNET_FASHION_MNIST_URL", "XPNET_CACHE_DIR",
-                "XPNET_NO_SYSTEM_DATA"):
-        monkeypatch.delenv(var, raising=False)
+    isolate_data(monkeypatch, tmp_path)
 
 
 # ---------------------------------------------------------------- IDX writer

@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 import xpnet as xn
+from _isolation import isolate_data
 from xpnet import backend as B
 from xpnet import cli, datasets
 from xpnet.datasets import DatasetNotFoundError
@@ -43,10 +44,7 @@ BIG = float(np.finfo(np.float32).max) * 10  # about 3.4e39: finite in float64, i
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
     """No test sees the real ~/.cache, the Debian data set or the user's XPNET_* variables."""
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    for var in ("XPNET_DATA", "XPNET_MNIST_URL", "XPNET_FASHION_MNIST_URL", "XPNET_CACHE_DIR",
-                "XPNET_NO_SYSTEM_DATA"):
-        monkeypatch.delenv(var, raising=False)
+    isolate_data(monkeypatch, tmp_path)
     monkeypatch.setattr(mnist_mod, "FASHION_MNIST",
                         dataclasses.replace(mnist_mod.FASHION_MNIST, system_dirs=()))
 
@@ -205,6 +203,7 @@ print(xn.Sequential([Dense(2, input_dim=3)]).predict(np.ones((1, 3))).dtype, xn.
 def test_xpnet_backend_unknown_is_never_returned(backend):
     code = f"""
 import xpnet as xn
+from _isolation import isolate_data
 try:
     print("get_backend returned", xn.get_backend())
 except ValueError as exc:
