@@ -203,7 +203,6 @@ print(xn.Sequential([Dense(2, input_dim=3)]).predict(np.ones((1, 3))).dtype, xn.
 def test_xpnet_backend_unknown_is_never_returned(backend):
     code = f"""
 import xpnet as xn
-from _isolation import isolate_data
 try:
     print("get_backend returned", xn.get_backend())
 except ValueError as exc:
