@@ -9,7 +9,7 @@ __all__ = ["plan", "FrozenNormalization"]
 def plan(model) -> int:
     """Read each layer's ``trainable`` flag; return the number of trainable arrays.
 
-    Sets the model's slots the optimizer updates, the layers a training forward pass
+    Sets the parameters the optimizer updates (``_train_bindings``), the layers a training forward pass
     runs (a frozen BatchNormalization runs in inference mode) and where the backward pass
     stops: the layers before the first trainable one with parameters need none.
     """

@@ -10,6 +10,7 @@ from array_api_compat import array_namespace, device
 from .backend import host_rng
 from .functions import numerical_gradient
 from .layers.regularization import Dropout
+from .training import forward_backward  # the step fit runs
 
 __all__ = ["relative_error", "check_layer", "check_loss", "check_model", "check_function"]
 
@@ -90,8 +91,7 @@ def check_model(model, x, y, h=1e-4) -> dict:
         ``{"<layer>/<param>": relative error}`` for every trainable parameter. The model's
         parameters and running statistics are restored afterwards.
     """
-    from .training import forward_backward  # the step fit runs
-
+    model.loss.check_targets(y, model.output_shape[-1], "y")  # once, not per probe
     params = dict(model.get_params())
     saved_state = [(layer, dict(layer.state)) for layer in model.layers]
     for layer in model.layers:
@@ -103,7 +103,7 @@ def check_model(model, x, y, h=1e-4) -> dict:
         for layer in model.layers:
             _reset_rng(layer)
         model.set_params({**params, key: probe})
-        return model.loss(model.forward(x, training=True), y)
+        return model.loss.value(model.forward(x, training=True), y)
 
     errors = {}
     try:
