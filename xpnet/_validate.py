@@ -15,7 +15,7 @@ from .backend import host_rng
 #: the class of xpnet's host generator (``numpy.random.Generator``), via the backend module
 _GENERATOR = type(host_rng(0))
 
-__all__ = ["InvalidParameterError", "positive_int", "shape_of_positive_ints", "in_range",
+__all__ = ["InvalidParameterError", "is_int", "positive_int", "shape_of_positive_ints", "in_range",
            "positive_float", "non_negative_float", "check_seed"]
 
 #: seeds go to NumPy's SeedSequence and to torch's ``Generator.manual_seed`` (64 bits)
@@ -27,7 +27,8 @@ class InvalidParameterError(ValueError, TypeError):
     as scikit-learn's exception of the same name, so either ``except`` catches it)."""
 
 
-def _is_int(value) -> bool:
+def is_int(value) -> bool:
+    """An integer (Python or NumPy), not a bool."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
@@ -37,7 +38,7 @@ def _is_real(value) -> bool:
 
 def positive_int(value, name: str) -> int:
     """``value`` as an ``int`` > 0 (Python or NumPy integer; not a bool or a float)."""
-    if not _is_int(value) or value <= 0:
+    if not is_int(value) or value <= 0:
         raise InvalidParameterError(f"{name} needs a positive int, got {value!r}")
     return int(value)
 
@@ -50,7 +51,7 @@ def shape_of_positive_ints(value, name: str) -> tuple:
             f"no batch axis), got {value!r}")
     dims = []
     for d in value:
-        if not _is_int(d) or d <= 0:
+        if not is_int(d) or d <= 0:
             raise InvalidParameterError(
                 f"{name} needs positive ints (a sample with a 0 or negative size has no "
                 f"features), got {value!r}")
@@ -93,7 +94,7 @@ def check_seed(value, name: str, *, generator: bool = False):
         return None
     if generator and isinstance(value, _GENERATOR):
         return value
-    if _is_int(value) and 0 <= value < SEED_LIMIT:
+    if is_int(value) and 0 <= value < SEED_LIMIT:
         return int(value)
     if generator:
         accepted = "None, an int in [0, 2**64) or a numpy.random.Generator"

@@ -8,8 +8,8 @@ path copies the whole data set.
 """
 from __future__ import annotations
 
-import numbers
 
+from . import _validate as V
 from . import backend as B
 from .layers import Affine, Dense, Flatten
 
@@ -50,11 +50,7 @@ def as_data(x, backend, name="x"):
 
 def check_batch_size(batch_size) -> int:
     """A positive int (NumPy ints too), else a clear error (bool and float are refused)."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
-        raise TypeError(f"batch_size must be a positive int, got {batch_size!r}")
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size}")
-    return int(batch_size)
+    return V.positive_int(batch_size, "batch_size")
 
 
 def batch_slices(n: int, batch_size: int):

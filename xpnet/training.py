@@ -21,6 +21,7 @@ import array_api_compat
 
 from . import backend as B
 from . import data as D
+from . import _validate as V
 from ._validate import check_seed
 from .callbacks import CallbackList
 from .history import History
@@ -95,12 +96,9 @@ def run_fit(model, x, y, *, epochs=1, batch_size=32, validation_data=None, valid
 
 
 def _check_fit_args(epochs, validation_split, initial_epoch, verbose):
-    def is_int(n):
-        return isinstance(n, numbers.Integral) and not isinstance(n, bool)
-
-    if not is_int(epochs) or epochs < 0:
+    if not V.is_int(epochs) or epochs < 0:
         raise ValueError(f"epochs must be an int >= 0, got {epochs!r}")
-    if not is_int(initial_epoch) or initial_epoch < 0:
+    if not V.is_int(initial_epoch) or initial_epoch < 0:
         raise ValueError(f"initial_epoch must be an int >= 0, got {initial_epoch!r}")
     if not isinstance(validation_split, numbers.Real) or not 0 <= validation_split < 1:
         raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
