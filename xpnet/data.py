@@ -8,6 +8,7 @@ path copies the whole data set.
 """
 from __future__ import annotations
 
+import math
 
 from . import _validate as V
 from . import backend as B
@@ -89,9 +90,7 @@ class _Plan:
     def __init__(self, x, dtype):
         is_host = B.library_of(x) == "numpy"
         self.xp = xp = B.load("numpy").xp if is_host else B.backend_of(x).xp
-        self.row_size = 1
-        for d in x.shape[1:]:
-            self.row_size *= int(d)
+        self.row_size = math.prod(int(d) for d in x.shape[1:])
         self.rows = max(1, _FINITE_CHUNK // max(self.row_size, 1))
         if not xp.isdtype(x.dtype, "real floating"):
             self.xp = None  # integers and bools: finite, and no int overflows float32
