@@ -193,7 +193,7 @@ def first_product_check(layers, x, backend, dtype=None, name="x"):
         for layer in before:
             h = layer.forward(h, False)
         with B.quiet_invalid(backend):  # inf in x: the ValueError says it, not a warning
-            z = first.preactivation(h)
+            z = first.preactivation(h, False)
             if not xp.isfinite(xp.sum(z)):  # NaN and inf propagate through a sum
                 _check_rows(x, plan, name, i, j)
         h = first.activate(z, False)
