@@ -39,7 +39,7 @@ def _install_backends(session):
 @nox.session
 def tests(session):
     """The whole test suite on every backend that can run here (plus a benchmark smoke run)."""
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test,dask]")
     _install_backends(session)
     session.run("python", "-m", "pytest", *session.posargs)
 

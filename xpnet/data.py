@@ -32,6 +32,10 @@ def as_data(x, backend, name="x"):
                 raise
             raise TypeError(f"{name}: {exc}") from None
     lib = B.library_of(x)
+    if lib == "dask":
+        raise TypeError(
+            f"{name} is a Dask array: predict and evaluate take Dask arrays (block by block); "
+            f"here the data must be in memory: {name}.compute(), or a NumPy array")
     if lib is not None and lib != "numpy":
         raise B.BackendMismatchError(
             f"{name} is a {lib} array, but the model runs on {backend.name!r}: convert it "

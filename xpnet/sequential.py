@@ -17,6 +17,7 @@ from . import backend as B
 from . import data as D
 from . import checkpoint as C
 from . import freezing as _freezing
+from . import _dask
 from . import _pickling
 from ._validate import check_seed
 from .training import claim, run_evaluate, run_fit
@@ -267,9 +268,13 @@ class Sequential(C.Weights, Summary):
         before the loop). ``check_finite=False`` skips that, for data known to be clean.
         ``verbose`` is accepted for code written for Keras; predict shows no progress.
         An unbuilt model without a declared input shape is built from ``x``.
+        A Dask array gives a lazy Dask array: one in-memory predict per block of rows, on
+        whatever scheduler Dask uses (threads, or a ``dask.distributed`` cluster).
         """
         batch_size = D.check_batch_size(batch_size)
         self._require_layers("predict")
+        if _dask.is_dask_array(x):
+            return _dask.predict(self, x, batch_size, check_finite)
         x = D.as_data(x, self.backend if self.built else B.current())
         D.check_xy(x, None)
         self.check_input(x)
@@ -308,10 +313,17 @@ class Sequential(C.Weights, Summary):
             lock.release()
 
     def evaluate(self, x, y, batch_size=32, verbose=1, return_dict=False):
-        """Loss then metrics over ``(x, y)``, in the order given to ``compile`` (as Keras)."""
+        """Loss then metrics over ``(x, y)``, in the order given to ``compile`` (as Keras).
+
+        Dask arrays are evaluated block by block where Dask runs them, and the sums added
+        up there: only the numbers come back.
+        """
         self._require_compiled("evaluate")
         self._require_layers("evaluate")
-        logs = run_evaluate(self, x, y, batch_size=batch_size, verbose=verbose)
+        if _dask.is_dask_array(x):
+            logs = _dask.evaluate(self, x, y, D.check_batch_size(batch_size))
+        else:
+            logs = run_evaluate(self, x, y, batch_size=batch_size, verbose=verbose)
         if return_dict:
             return logs
         values = list(logs.values())
