@@ -101,10 +101,10 @@ class Dense(Affine):
         "relu", "sigmoid", "tanh", "softmax", "linear" (``None``), or a layer.
     input_dim, input_shape : optional
         The per-sample input size, for the first layer of a model.
-    kernel_initializer : float or str
-        See :mod:`xpnet.initializers`; default "glorot_uniform" as in Keras.
+    kernel_initializer, bias_initializer : float, str or callable
+        See :mod:`xpnet.initializers`; defaults "glorot_uniform" and "zeros" as in Keras.
     use_bias : bool
-        Add a bias ``b`` (initialised to zeros).
+        Add a bias ``b``.
 
     Notes
     -----
@@ -116,12 +116,14 @@ class Dense(Affine):
     """
 
     def __init__(self, units, activation=None, input_dim=None, input_shape=None,
-                 kernel_initializer="glorot_uniform", use_bias=True, name=None):
+                 kernel_initializer="glorot_uniform", use_bias=True, name=None,
+                 bias_initializer="zeros"):
         units = V.positive_int(units, "Dense(units)")
         super().__init__(name=name, input_shape=input_shape, input_dim=input_dim)
         self.units = units
         self.activation = get_activation(activation)
         self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
         self.use_bias = bool(use_bias)
 
     def build(self, input_shape, *, xp, device=None, dtype=None, rng=None):
@@ -131,7 +133,8 @@ class Dense(Affine):
         W = initialize(self.kernel_initializer, (fan_in, self.units), rng, dtype)
         self.params["W"] = xp.asarray(W, device=device)
         if self.use_bias:
-            self.params["b"] = xp.zeros((self.units,), dtype=getattr(xp, dtype), device=device)
+            b = initialize(self.bias_initializer, (self.units,), rng, dtype)
+            self.params["b"] = xp.asarray(b, device=device)
         self.activation.xp = xp
         return super().build(input_shape, xp=xp)
 
