@@ -22,6 +22,7 @@ from . import (
     models,
     optimizers,
     perceptron,
+    saving,
     training,
 )
 from .backend import (
@@ -39,6 +40,7 @@ from .backend import (
 
 from ._validate import InvalidParameterError
 from .history import History
+from .saving import load_model, register_layer
 from .sequential import Sequential
 
 __version__ = "0.1.0"
@@ -48,5 +50,5 @@ __all__ = [
     "get_floatx", "get_namespace", "set_backend", "set_floatx", "to_numpy", "use_backend",
     "backend", "functions", "gradcheck", "initializers", "layers", "losses", "optimizers",
     "perceptron", "__version__", "callbacks", "checkpoint", "data", "datasets", "io", "metrics", "models", "training",
-    "History", "Sequential", "InvalidParameterError",
+    "History", "Sequential", "InvalidParameterError", "load_model", "register_layer", "saving",
 ]
