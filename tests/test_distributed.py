@@ -208,6 +208,26 @@ def test_a_rank_that_dies_or_hangs_makes_the_other_fail_clearly(tmp_path, how, t
     assert took < timeout + 45, f"rank 0 took {took:.0f} s to give up"
 
 
+def test_the_example_under_torchrun_prints_the_one_process_numbers(tmp_path):
+    """``torchrun --standalone --nproc-per-node 2 examples/12_distributed.py --quick``:
+    the same losses, accuracies and weights checksum as on one process (to 6 digits)."""
+    _gloo()
+    env = {k: v for k, v in os.environ.items() if k not in LAUNCH_VARS}
+    env.update(OMP_NUM_THREADS="1", XPNET_BACKEND="numpy",
+               PYTHONPATH=os.pathsep.join([str(HERE.parent), env.get("PYTHONPATH", "")]))
+    script = [str(HERE.parent / "examples" / "12_distributed.py"), "--quick"]
+    one = subprocess.run([sys.executable, *script, "--out", str(tmp_path / "one")], env=env,
+                         capture_output=True, text=True, timeout=120)
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                          "--nproc-per-node", "2", *script, "--out", str(tmp_path / "two")],
+                         env=env, capture_output=True, text=True, timeout=180)
+    assert one.returncode == 0 and two.returncode == 0, two.stdout[-2000:] + two.stderr[-2000:]
+    assert "distributed: torch, 2 process(es)" in two.stdout
+    keep = ("Epoch", "final:", "weights checksum")
+    lines = [[t for t in run.stdout.splitlines() if t.startswith(keep)] for run in (one, two)]
+    assert len(lines[0]) == 4 and lines[0] == lines[1]  # printed once: by rank 0
+
+
 # -- mpi4py under mpirun ---------------------------------------------------------------
 
 def test_mpirun_two_ranks_give_one_process(tmp_path, ref):
