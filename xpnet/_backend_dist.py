@@ -68,7 +68,7 @@ class TorchOps:
 
     name = "torch"
 
-    def __init__(self, backend=None, timeout=300.0, device="cpu", local_rank=0):
+    def __init__(self, backend=None, timeout=300.0, device="cpu", local_rank=0, array_lib=None):
         import torch
         import torch.distributed as dist
 
@@ -77,6 +77,8 @@ class TorchOps:
         self.owns = not dist.is_initialized()
         if self.owns:
             backend = backend or ("nccl" if "cuda" in str(device) else "gloo")
+            if backend == "nccl":
+                _use_gpu(local_rank, array_lib)
             dist.init_process_group(backend, init_method="env://",
                                     timeout=datetime.timedelta(seconds=self.timeout))
         self.backend = dist.get_backend()
@@ -130,6 +132,19 @@ class TorchOps:
     def close(self):
         if self.owns and self.dist.is_initialized():
             self.dist.destroy_process_group()
+
+
+def _use_gpu(local_rank, array_lib):
+    """One GPU per rank: GPU ``local_rank`` becomes the current device of torch (and of
+    CuPy), before NCCL starts and before the backend makes its first array."""
+    import torch
+
+    index = local_rank % max(torch.cuda.device_count(), 1)
+    torch.cuda.set_device(index)
+    if array_lib == "cupy":
+        import cupy
+
+        cupy.cuda.Device(index).use()
 
 
 class MPIOps:

@@ -127,7 +127,9 @@ def auto(timeout=300.0, backend=None) -> Communicator:
     world of one, gives :func:`single`, with which ``fit`` trains as without it.
     ``timeout`` (seconds) bounds each collective of torch.distributed: a dead rank makes
     the others fail after at most that long. ``backend``: "gloo" or "nccl" (default: NCCL
-    when xpnet's active backend is on a GPU, else gloo).
+    when xpnet's active backend is on a GPU, else gloo). With NCCL each rank uses the GPU
+    numbered ``LOCAL_RANK``: call ``auto()`` before the backend makes its first array
+    (before building the model).
     """
     if (_env_int("WORLD_SIZE") or 1) > 1:
         return torch(timeout=timeout, backend=backend)
@@ -146,8 +148,10 @@ def torch(timeout=300.0, backend=None) -> Communicator:
     program has made it (then ``timeout`` and ``backend`` are the program's)."""
     if not timeout > 0:
         raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
+    name = B.get_backend()  # CuPy is not loaded here: it fixes its device when it loads
+    device = "cuda" if name == "cupy" else (B.current().device if name == "torch" else "cpu")
     try:
-        ops = _ops.TorchOps(backend, timeout, B.current().device, _env_int("LOCAL_RANK") or 0)
+        ops = _ops.TorchOps(backend, timeout, device, _env_int("LOCAL_RANK") or 0, name)
     except ImportError:
         raise _missing("torch (for torch.distributed)", "distributed") from None
     return Communicator(ops)
