@@ -135,9 +135,12 @@ class DataParallel:
             for (d, k), a in zip(stats, parts[len(keys):]):
                 d[k] = a
             params, state = model.optimizer.apply(params, grads, state)
-            losses.append(parts[-1])
-            for m, parts_m in enumerate(metric_parts):
-                parts_m.append(xp.reshape(buf[layout.size + m:layout.size + m + 1], ()))
+            # the loss and the metric sums copied out: a view would keep the whole step's
+            # buffer (the size of the gradients) alive until the epoch ends
+            tail = xp.asarray(buf[layout.size - 1:], copy=True)
+            losses.append(xp.reshape(tail[0:1], ()))
+            for m, parts_m in enumerate(metric_parts, start=1):
+                parts_m.append(xp.reshape(tail[m:m + 1], ()))
             if bar is not None and ((b + 1) % refresh == 0 or b + 1 == len(slices)):
                 bar.update(b + 1 - bar.n)
                 bar.set_postfix(_read_logs(model, losses, metric_parts, slices), refresh=False)
