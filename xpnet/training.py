@@ -4,8 +4,9 @@
 :func:`train_step`, a pure function of (parameters, optimizer state, batch): it reads
 nothing global and writes nothing but its return values (and the layers' scratch space),
 so it can be mapped over devices. A data-parallel trainer calls :func:`forward_backward`
-on each shard, all-reduces (averages) the ``grads`` dicts, and calls
-``optimizer.apply(params, grads, opt_state)`` everywhere.
+on each shard, all-reduces the ``grads`` dicts (each weighted by its shard's share of the
+batch), and calls ``optimizer.apply(params, grads, opt_state)`` everywhere: that is what
+``fit(distributed=...)`` does (:mod:`xpnet._distributed_fit`).
 
 Host reads are few and deliberate: the step never reads a value back (the loss is a 0-d
 array on the device); the per-batch losses and metric sums are read when the progress bar
