@@ -183,4 +183,6 @@ if __name__ == "__main__":  # mpirun -n 2 python tests/_dist_worker.py OUT [BACK
     comm = xn.distributed.auto()
     assert comm.kind == "mpi", comm
     result = {b: scenarios(comm, b, out) for b in sys.argv[2:] or ["numpy"]}
+    from mpi4py import MPI  # fit also takes an mpi4py communicator as it is
+    result["raw_mpi4py"] = steps(MPI.COMM_WORLD, "adam", "float64")
     (out / f"rank{comm.rank}.pkl").write_bytes(pickle.dumps(result))

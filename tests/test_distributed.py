@@ -244,8 +244,11 @@ def test_mpirun_two_ranks_give_one_process(tmp_path, ref):
            str(HERE / "_dist_worker.py"), str(tmp_path), "numpy"]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    raw0, raw1 = (res["raw_mpi4py"] for res in _results(tmp_path))
     r0, r1 = (res["numpy"] for res in _results(tmp_path))
     one = ref("numpy")
+    _same(raw0, raw1)  # fit(distributed=MPI.COMM_WORLD)
+    assert _max_err(raw0, one[("steps", "adam", "float64")]) < 1e-12
     for opt in W.OPTIMIZERS:
         for dtype in ("float32", "float64"):
             key = ("steps", opt, dtype)
