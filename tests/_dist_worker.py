@@ -155,7 +155,13 @@ def stopped(comm, how):
 
 
 def _one_thread():
+    """One BLAS and one torch thread per rank (two ranks share the machine's cores)."""
     os.environ["OMP_NUM_THREADS"] = "1"
+    try:  # NumPy's BLAS may have started its threads already (the fork server imported it)
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(1)
+    except ImportError:
+        pass
     try:
         import torch
     except ImportError:
