@@ -319,3 +319,18 @@ def test_a_missing_engine_names_the_extra(monkeypatch, maker, module, extra):
         monkeypatch.setitem(sys.modules, name, None)  # import fails
     with pytest.raises(xn.BackendUnavailableError, match=rf"pip install 'xpnet\[{extra}\]'"):
         getattr(xn.distributed, maker)()
+
+
+def test_buffers_reach_torch_distributed_without_a_copy(backend):
+    """The all-reduce writes into the backend's own buffer: NumPy and array-api-strict
+    arrays are handed to torch through DLPack (shared memory), torch tensors as they are."""
+    torch = pytest.importorskip("torch")
+    from xpnet import _backend_dist
+
+    ops = object.__new__(_backend_dist.TorchOps)  # no process group: only the hand-over
+    ops.torch = torch
+    buf = backend.xp.zeros((4,), dtype=backend.xp.float32, device=backend.device)
+    tensor, native = ops._tensor(buf)
+    assert native == (backend.name == "torch")
+    tensor += 1  # what all_reduce does: write in place
+    np.testing.assert_array_equal(xn.to_numpy(buf), np.ones(4, dtype=np.float32))
