@@ -23,7 +23,7 @@ if __name__ == "__main__":  # under mpirun: the repository's xpnet
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import xpnet as xn  # noqa: E402
-from xpnet.callbacks import Callback, EarlyStopping, ModelCheckpoint  # noqa: E402
+from xpnet.callbacks import Callback, CSVLogger, EarlyStopping, ModelCheckpoint  # noqa: E402
 from xpnet.layers import BatchNormalization, Dense, Dropout  # noqa: E402
 
 OPTIMIZERS = {"sgd": lambda: xn.optimizers.SGD(lr=0.1),
@@ -67,11 +67,14 @@ def full_fit(comm, folder):
     model.optimizer.lr = 0.03  # overfits in a few epochs: early stopping stops it (7 epochs)
     folder.mkdir(parents=True, exist_ok=True)
     callbacks = [EarlyStopping(patience=2, restore_best_weights=True),
-                 ModelCheckpoint(str(folder / "best-{epoch:02d}.npz"), save_best_only=True)]
+                 ModelCheckpoint(str(folder / "best-{epoch:02d}.npz"), save_best_only=True),
+                 CSVLogger(folder / "log.csv")]
     history = model.fit(x, y, batch_size=64, epochs=40, validation_data=(xv, yv), seed=5,
                         callbacks=callbacks, verbose=0, distributed=comm)
+    log = folder / "log.csv"
     return {"history": history.history, "stop": history.stop_reason,
-            "weights": model.get_weights(), "files": sorted(p.name for p in folder.iterdir())}
+            "weights": model.get_weights(), "files": sorted(p.name for p in folder.iterdir()),
+            "csv_rows": len(log.read_text().splitlines()) if log.exists() else 0}
 
 
 def resume(comm, folder):

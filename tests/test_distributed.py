@@ -147,8 +147,10 @@ def test_fit_with_validation_early_stopping_and_checkpoints_matches_one_process(
     _same(a["weights"], b["weights"])  # the restored best weights
     assert _max_err(a["weights"], one["weights"]) < 1e-5
     # rank 0 wrote the same files as one process, rank 1 none
-    assert a["files"] == one["files"] and len(a["files"]) >= 2 and b["files"] == []
-    best = out / backend / "rank0" / "fit" / a["files"][-1]
+    assert a["files"] == one["files"] and len(a["files"]) >= 3 and b["files"] == []
+    assert "log.csv" in a["files"]  # CSVLogger: a header and a row per epoch, rank 0 only
+    assert a["csv_rows"] == one["csv_rows"] == 1 + len(a["history"]["loss"])
+    best = out / backend / "rank0" / "fit" / [f for f in a["files"] if f.endswith(".npz")][-1]
     model = W.make_model()
     model.load_weights(str(best))
     assert _max_err(model.get_weights(), one["weights"]) < 1e-5
