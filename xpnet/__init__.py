@@ -12,6 +12,7 @@ from . import (
     checkpoint,
     data,
     datasets,
+    distributed,
     functions,
     gradcheck,
     initializers,
@@ -49,6 +50,6 @@ __all__ = [
     "BACKENDS", "BackendMismatchError", "BackendUnavailableError", "get_backend",
     "get_floatx", "get_namespace", "set_backend", "set_floatx", "to_numpy", "use_backend",
     "backend", "functions", "gradcheck", "initializers", "layers", "losses", "optimizers",
-    "perceptron", "__version__", "callbacks", "checkpoint", "data", "datasets", "io", "metrics", "models", "training",
+    "perceptron", "__version__", "callbacks", "checkpoint", "data", "datasets", "distributed", "io", "metrics", "models", "training",
     "History", "Sequential", "InvalidParameterError", "load_model", "register_layer", "saving",
 ]

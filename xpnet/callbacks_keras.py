@@ -5,6 +5,7 @@ import csv
 import os
 
 from .callbacks import Callback
+from .distributed import is_main_process
 
 __all__ = ["CSVLogger", "LambdaCallback"]
 
@@ -16,6 +17,8 @@ class CSVLogger(Callback):
     (``accuracy, loss, val_accuracy, val_loss``); a row is flushed at the end of every
     epoch, so the file can be read while training runs. ``append=True`` adds to an existing
     file (the header only if the file was empty or missing), for a resumed training.
+    In a data-parallel run (:mod:`xpnet.distributed`) only rank 0 writes (every rank logs
+    the same numbers).
     """
 
     def __init__(self, filename, separator=",", append=False):
@@ -25,6 +28,8 @@ class CSVLogger(Callback):
         self._file = self._writer = None
 
     def on_train_begin(self, logs=None):
+        if not is_main_process():
+            return
         header = not (self.append and os.path.exists(self.filename)
                       and os.path.getsize(self.filename) > 0)
         self._file = open(self.filename, "a" if self.append else "w", newline="", encoding="utf-8")
@@ -35,6 +40,8 @@ class CSVLogger(Callback):
             self._writer.writeheader()
 
     def on_epoch_end(self, epoch, logs=None):
+        if self._writer is None:  # a rank > 0
+            return
         logs = logs or {}
         self._writer.writerow({"epoch": epoch, **{k: logs.get(k, "NA") for k in self._keys}})
         self._file.flush()

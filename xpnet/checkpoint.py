@@ -11,6 +11,7 @@ import math
 
 from . import backend as B
 from . import io as _io
+from .distributed import is_main_process
 
 __all__ = ["Weights", "save", "load", "kept_arrays", "restore_arrays"]
 
@@ -169,10 +170,13 @@ def _weight_arrays(model):
 def save(model, path, epoch=None, with_optimizer=None, extra=None) -> None:
     """Write ``model``'s parameters and state to ``path``; with ``epoch``, a checkpoint that
     also holds the optimizer state (``with_optimizer`` says so otherwise); ``extra`` goes
-    into the header (a whole model's architecture)."""
+    into the header (a whole model's architecture). In a data-parallel run
+    (:mod:`xpnet.distributed`) only rank 0 writes: the other ranks hold the same arrays."""
     path = _io.save_path(path)  # refused before the model is built or anything is written
     if epoch is not None:
         epoch = _io.checked_count(epoch, "epoch")
+    if not is_main_process():  # refused alike on every rank, written once
+        return
     arrays, header = _weight_arrays(model)
     header.update(extra or {})
     if epoch is not None:

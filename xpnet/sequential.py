@@ -296,10 +296,12 @@ class Sequential(C.Weights, Summary):
             yield fast(h, i, j) if fast else self.forward(h, False)
 
     def fit(self, x, y, epochs=1, batch_size=32, validation_data=None, validation_split=0.0,
-            shuffle=True, callbacks=None, verbose=1, seed=None, initial_epoch=0):
+            shuffle=True, callbacks=None, verbose=1, seed=None, initial_epoch=0,
+            distributed=None):
         """Train for ``epochs`` passes over ``(x, y)``; return a :class:`History`.
 
-        See :func:`xpnet.training.run_fit` for the details of each argument.
+        See :func:`xpnet.training.run_fit` for the details of each argument;
+        ``distributed=xn.distributed.auto()`` trains data-parallel (:mod:`xpnet.distributed`).
         """
         self._require_compiled("fit")
         self._require_layers("fit")
@@ -308,7 +310,7 @@ class Sequential(C.Weights, Summary):
             return run_fit(self, x, y, epochs=epochs, batch_size=batch_size,
                            validation_data=validation_data, validation_split=validation_split,
                            shuffle=shuffle, callbacks=callbacks, verbose=verbose, seed=seed,
-                           initial_epoch=initial_epoch)
+                           initial_epoch=initial_epoch, distributed=distributed)
         finally:
             lock.release()
 
