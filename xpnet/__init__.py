@@ -23,6 +23,7 @@ from . import (
     models,
     optimizers,
     perceptron,
+    regularizers,
     saving,
     training,
 )
@@ -52,4 +53,5 @@ __all__ = [
     "backend", "functions", "gradcheck", "initializers", "layers", "losses", "optimizers",
     "perceptron", "__version__", "callbacks", "checkpoint", "data", "datasets", "distributed", "io", "metrics", "models", "training",
     "History", "Sequential", "InvalidParameterError", "load_model", "register_layer", "saving",
+    "regularizers",
 ]

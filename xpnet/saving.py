@@ -23,6 +23,7 @@ from . import layers as _layers
 from . import losses as _losses
 from . import metrics as _metrics
 from . import optimizers as _optimizers
+from . import regularizers as _regularizers
 
 __all__ = ["save_model", "load_model", "register_layer", "serialize", "deserialize",
            "MODEL_FORMAT"]
@@ -31,7 +32,7 @@ __all__ = ["save_model", "load_model", "register_layer", "serialize", "deseriali
 MODEL_FORMAT = 1
 
 _KINDS = {"layer": _layers.Layer, "loss": _losses.Loss, "optimizer": _optimizers.Optimizer,
-          "metric": _metrics.Metric}
+          "metric": _metrics.Metric, "regularizer": _regularizers.Regularizer}
 _REGISTRY: dict = {kind: {} for kind in _KINDS}
 
 
@@ -40,7 +41,7 @@ def _kind(cls) -> str:
         if isinstance(cls, type) and issubclass(cls, base):
             return kind
     raise TypeError(f"{getattr(cls, '__name__', cls)!r} is not an xpnet Layer, Loss, "
-                    "Optimizer or Metric class")
+                    "Optimizer, Metric or Regularizer class")
 
 
 def register_layer(cls=None, *, name=None):
@@ -52,7 +53,7 @@ def register_layer(cls=None, *, name=None):
     return add if cls is None else add(cls)
 
 
-for _module in (_layers, _losses, _optimizers, _metrics):
+for _module in (_layers, _losses, _optimizers, _metrics, _regularizers):
     for _name in _module.__all__:
         _obj = getattr(_module, _name)
         if isinstance(_obj, type) and any(issubclass(_obj, b) for b in _KINDS.values()):

@@ -231,7 +231,15 @@ class Sequential(C.Weights, Summary):
             loss, dout = self.loss.value_and_grad(y_pred, y)
         for layer in layers:
             dout = layer.backward(dout)
-        return loss
+        return loss + self.regularization_loss() if self._penalized else loss
+
+    def regularization_loss(self):
+        """The sum of the trainable layers' regularizer penalties (``kernel_regularizer``
+        ...), part of the loss ``fit`` and ``evaluate`` report; 0.0 without any."""
+        total = 0.0
+        for layer in self._penalized:
+            total = total + layer.penalty()
+        return total
 
     def __call__(self, x, training=False):
         """A direct forward pass on one batch (NumPy data is moved to the backend).

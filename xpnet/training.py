@@ -272,7 +272,8 @@ def _evaluate(model, x, y, y_dtype, batch_size, verbose=0):
         xb = D.take_rows(x, slice(i, j), backend, dtype)
         yb = D.take_rows(y, slice(i, j), backend, y_dtype)
         y_pred = model.forward(xb, training=False)
-        losses.append(model.loss.value(y_pred, yb))
+        loss = model.loss.value(y_pred, yb)
+        losses.append(loss + model.regularization_loss() if model._penalized else loss)
         for parts, metric in zip(metric_parts, model.metrics):
             parts.append(metric.batch_sum(y_pred, yb))
         if bar is not None:

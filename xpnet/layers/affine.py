@@ -15,6 +15,7 @@ from array_api_compat import array_namespace, device
 from .. import _validate as V
 from .. import backend as B
 from ..initializers import initialize
+from ..regularizers import get_regularizer
 from .activations import Linear, Relu, Sigmoid, Softmax, Tanh, get_activation
 from .base import Layer
 
@@ -105,6 +106,9 @@ class Dense(Affine):
         See :mod:`xpnet.initializers`; defaults "glorot_uniform" and "zeros" as in Keras.
     use_bias : bool
         Add a bias ``b``.
+    kernel_regularizer, bias_regularizer : Regularizer or str, optional
+        A penalty on ``W`` / ``b`` added to the loss (:mod:`xpnet.regularizers`: "l1",
+        "l2", ``L2(0.001)`` ...), its gradient added in ``backward``.
 
     Notes
     -----
@@ -117,13 +121,15 @@ class Dense(Affine):
 
     def __init__(self, units, activation=None, input_dim=None, input_shape=None,
                  kernel_initializer="glorot_uniform", use_bias=True, name=None,
-                 bias_initializer="zeros"):
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None):
         units = V.positive_int(units, "Dense(units)")
         super().__init__(name=name, input_shape=input_shape, input_dim=input_dim)
         self.units = units
         self.activation = get_activation(activation)
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
+        self.kernel_regularizer = get_regularizer(kernel_regularizer)
+        self.bias_regularizer = get_regularizer(bias_regularizer)
         self.use_bias = bool(use_bias)
 
     def build(self, input_shape, *, xp, device=None, dtype=None, rng=None):
@@ -154,6 +160,26 @@ class Dense(Affine):
 
     def backward(self, dout):
         return self.backward_preactivation(self.activation.backward(dout))
+
+    @property
+    def regularized(self) -> bool:
+        return self.kernel_regularizer is not None or self.bias_regularizer is not None
+
+    def backward_preactivation(self, dout):
+        dx = super().backward_preactivation(dout)
+        if self.kernel_regularizer is not None or self.bias_regularizer is not None:
+            for name, reg in (("W", self.kernel_regularizer), ("b", self.bias_regularizer)):
+                if reg is not None and name in self.params:
+                    self.grads[name] = self.grads[name] + reg.gradient(self.params[name])
+        return dx
+
+    def penalty(self):
+        """The regularizers' penalty on this layer's parameters (0-d array, or 0.0)."""
+        total = 0.0
+        for name, reg in (("W", self.kernel_regularizer), ("b", self.bias_regularizer)):
+            if reg is not None and name in self.params:
+                total = total + reg.penalty(self.params[name])
+        return total
 
     def get_config(self):
         act = type(self.activation).__name__.lower()
