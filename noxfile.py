@@ -38,8 +38,9 @@ def _install_backends(session):
 
 @nox.session
 def tests(session):
-    """The whole test suite on every backend that can run here (plus a benchmark smoke run)."""
-    session.install("-e", ".[test]")
+    """The whole test suite on every backend that can run here (plus a benchmark smoke run),
+    with scikit-learn, so that scikit-learn's estimator checks run on xpnet.sklearn."""
+    session.install("-e", ".[test,sklearn]")
     _install_backends(session)
     session.run("python", "-m", "pytest", *session.posargs)
 
@@ -54,7 +55,7 @@ def demo(session):
 @nox.session
 def bench(session):
     """The benchmarks against hand-written NumPy, PyTorch and scikit-learn, in one run."""
-    session.install("-e", ".[test]", "scikit-learn", "threadpoolctl")
+    session.install("-e", ".[test,sklearn]", "threadpoolctl")
     _install_backends(session)
     os.makedirs("benchmarks/results", exist_ok=True)
     session.run("python", "-m", "pytest", "benchmarks", "--benchmark-enable",

@@ -66,12 +66,14 @@ def _step(model, optimizer, params, state, xb, yb, alpha):
     """One step with scikit-learn's L2 term; ``(params, state, batch loss)``."""
     loss, _, grads = forward_backward(model, params, xb, yb)
     if alpha:
-        c = alpha / xb.shape[0]
+        xp, c = model.backend.xp, alpha / xb.shape[0]
         squares = 0.0
         for key, p in params.items():
             if p.ndim >= 2:
-                grads[key] = grads[key] + c * p
-                squares = squares + model.backend.xp.sum(p * p)
+                g = grads[key]  # made by this step's backward, read by nothing else
+                g += c * p
+                flat = xp.reshape(p, (-1,))
+                squares = squares + xp.vecdot(flat, flat)  # one pass, no temporary
         loss = loss + (0.5 * c) * squares
     params, state = optimizer.apply(params, grads, state)
     return params, state, loss

@@ -93,6 +93,7 @@ class SklearnAdam(Adam):
         self.epsilon = V.positive_float(epsilon, "SklearnAdam(epsilon)")
 
     def update_one(self, p, g, slots, step):
+        xp = array_api_compat.array_namespace(p)
         b1, b2 = self.beta1, self.beta2
         lr_t = self.lr * (1 - b2 ** step) ** 0.5 / (1 - b1 ** step)
         m_old, v_old = slots["m"], slots["v"]
@@ -103,10 +104,10 @@ class SklearnAdam(Adam):
         v -= v_old
         v *= 1 - b2
         v += v_old
-        d = v ** 0.5
+        d = xp.sqrt(v)
         d += self.epsilon
+        d *= -1.0 / lr_t  # W + m / d is W - lr_t * m / (sqrt(v) + epsilon)
         new = m / d
-        new *= -lr_t
         new += p
         return new, {"m": m, "v": v}
 
