@@ -39,8 +39,8 @@ def _install_backends(session):
 @nox.session
 def tests(session):
     """The whole test suite on every backend that can run here (plus a benchmark smoke run),
-    with scikit-learn, so that scikit-learn's estimator checks run on xpnet.sklearn."""
-    session.install("-e", ".[test,sklearn]")
+    with Dask and scikit-learn (whose estimator checks then run on xpnet.sklearn)."""
+    session.install("-e", ".[test,dask,sklearn]")
     _install_backends(session)
     session.run("python", "-m", "pytest", *session.posargs)
 

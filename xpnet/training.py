@@ -27,7 +27,8 @@ from .callbacks import CallbackList
 from .history import History
 from .layers.regularization import Dropout
 
-__all__ = ["run_fit", "run_evaluate", "train_step", "forward_backward"]
+__all__ = ["run_fit", "run_evaluate", "train_step", "forward_backward", "claim",
+           "ModelInUseError"]
 
 _BAR_UPDATES = 10
 
@@ -188,6 +189,29 @@ def train_step(model, optimizer, params: dict, opt_state: dict, x, y):
     return params, opt_state, loss, y_pred
 
 
+class ModelInUseError(RuntimeError):
+    """A model is being trained by another thread (its layers hold that thread's batch)."""
+
+
+def claim(model, what: str):
+    """Hold ``model`` for training in this thread; raise :class:`ModelInUseError` if another
+    thread holds it. Returns the lock to release (re-entrant: ``fit`` holds it, and each
+    step claims it again).
+
+    A training pass keeps each layer's batch in the layer for ``backward``, so two threads
+    training one model would mix their batches into wrong gradients. Inference keeps
+    nothing: any number of threads may ``predict`` with one model, but train one model
+    per thread (``copy.deepcopy(model)`` or ``pickle``).
+    """
+    lock = model._lock
+    if not lock.acquire(blocking=False):
+        raise ModelInUseError(
+            f"{what}: model {model.name!r} is being trained by another thread; a model trains "
+            "in one thread at a time (predict and evaluate may share it): give each thread "
+            "its own copy (copy.deepcopy(model))")
+    return lock
+
+
 def forward_backward(model, params: dict, x, y):
     """Loss, predictions and gradients of ``model`` with ``params`` on one batch.
 
@@ -201,6 +225,8 @@ def forward_backward(model, params: dict, x, y):
     x, y : arrays of the model's backend
         One batch of inputs and targets.
 
+    Raises :class:`ModelInUseError` while another thread trains ``model`` (:func:`claim`).
+
     Returns
     -------
     loss : 0-d array
@@ -210,10 +236,14 @@ def forward_backward(model, params: dict, x, y):
     grads : dict
         ``{"<layer>/<name>": d loss / d param}`` for the trainable parameters.
     """
-    model.set_params(params)
-    y_pred = model.forward(x, training=True)
-    loss = model.backward_from_loss(y_pred, y)
-    return loss, y_pred, model.get_grads()
+    lock = claim(model, "forward_backward")
+    try:
+        model.set_params(params)
+        y_pred = model.forward(x, training=True)
+        loss = model.backward_from_loss(y_pred, y)
+        return loss, y_pred, model.get_grads()
+    finally:
+        lock.release()
 
 
 def run_evaluate(model, x, y, batch_size=32, verbose=1):

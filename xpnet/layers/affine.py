@@ -28,6 +28,8 @@ class Affine(Layer):
     ``dx`` is skipped when ``need_input_grad`` is False (the first layer of a network).
     """
 
+    scratch = ("x", "x_shape")
+
     def __init__(self, W=None, b=None, name=None, input_shape=None, input_dim=None):
         super().__init__(name=name, input_shape=input_shape, input_dim=input_dim)
         if W is not None:
@@ -47,14 +49,16 @@ class Affine(Layer):
     def compute_output_shape(self, input_shape):
         return (self.params["W"].shape[1],)
 
-    def preactivation(self, x):
-        """``x @ W + b`` (inputs flattened per row), kept for ``backward``: the first half
-        of ``forward``."""
+    def preactivation(self, x, training=True):
+        """``x @ W + b`` (inputs flattened per row): the first half of ``forward``. In
+        training the input is kept for ``backward``; in inference nothing is kept."""
         xp = self._ns(x)
-        self.x_shape = x.shape
+        if training:
+            self.x_shape = x.shape
         if x.ndim != 2:
             x = xp.reshape(x, (x.shape[0], -1))
-        self.x = x
+        if training:
+            self.x = x
         out = x @ self.params["W"]
         b = self.params.get("b")
         if b is not None:
@@ -80,7 +84,7 @@ class Affine(Layer):
         return z
 
     def forward(self, x, training=True):
-        return self.activate(self.preactivation(x), training)
+        return self.activate(self.preactivation(x, training), training)
 
     def backward(self, dout):
         return self.backward_preactivation(dout)
@@ -139,7 +143,7 @@ class Dense(Affine):
             xp = self._ns(x)
             dtype = next((n for n in ("float64", "float32") if x.dtype == getattr(xp, n)), None)
             self.build(tuple(x.shape[1:]), xp=xp, device=device(x), dtype=dtype)
-        return self.activate(self.preactivation(x), training)
+        return self.activate(self.preactivation(x, training), training)
 
     def activate(self, z, training):
         # z = x @ W + b was made by this call and is not kept: the activation may use it
@@ -185,13 +189,15 @@ def output_activation(layer):
 class Flatten(Layer):
     """Flatten each sample: ``(batch, d1, d2, ...) -> (batch, d1*d2*...)``."""
 
+    scratch = ("x_shape",)
+
     def compute_output_shape(self, input_shape):
         return (math.prod(int(d) for d in input_shape),)
 
     def forward(self, x, training=True):
-        self.x_shape = x.shape
-        xp = self._ns(x)
-        return xp.reshape(x, (x.shape[0], -1))
+        if training:
+            self.x_shape = x.shape
+        return self._ns(x).reshape(x, (x.shape[0], -1))
 
     def backward(self, dout):
         return self.xp.reshape(dout, self.x_shape)
