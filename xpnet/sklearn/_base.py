@@ -19,6 +19,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from .. import backend as B
+from ..training import claim
 from . import _fitting as F
 from ._params import check_params, make_optimizer
 
@@ -64,8 +65,12 @@ class BaseMLP(BaseEstimator):
         Y_host = Y_host.astype(model.dtype_name)
         Y = Y_host if B.library_of(X) == "numpy" else B.asarray(Y_host, backend=model.backend)
         if not incremental or not hasattr(self, "_optimizer"):
-            self._optimizer, self._opt_state = make_optimizer(self), None
-        F.run_epochs(self, X, Y, Y_host, rs, incremental)
+            self._optimizer, model.opt_state = make_optimizer(self), None
+        lock = claim(model, f"{type(self).__name__}.fit")  # one training thread per model
+        try:
+            F.run_epochs(self, X, Y, Y_host, rs, incremental)
+        finally:
+            lock.release()
         return self
 
     def _initialize(self, hidden, X, Y_host, rs):
@@ -136,34 +141,16 @@ class BaseMLP(BaseEstimator):
         tags.array_api_support = True
         return tags
 
-    # -- pickling: the weights travel as NumPy arrays, the backend by its name -----------------
+    # -- pickling: the model pickles itself (weights and optimizer state as NumPy, the
+    # backend by its name, rebuilt on that backend's default device) -----------------------
     def __getstate__(self):
         state = dict(super().__getstate__())
-        model = state.pop("_model", None)
-        if model is not None:
-            state["_model"] = {"weights": model.get_weights(), "backend": model.backend.name,
-                               "dtype": model.dtype_name, "n_features": model.input_shape[0],
-                               "units": [layer.units for layer in model.layers]}
-        if state.get("_opt_state") is not None:
-            opt = state["_opt_state"]
-            state["_opt_state"] = {"step": opt["step"], "slots": {
-                k: {n: B.to_numpy(a) for n, a in slot.items()} for k, slot in opt["slots"].items()}}
-        state.pop("_best_params", None)
+        state.pop("_best_params", None)  # set only while fit runs
         return state
 
     def __setstate__(self, state):
-        packed = state.pop("_model", None)
         super().__setstate__(state)
         self._best_params = None
-        if packed is None:
-            return
-        backend = B.load(packed["backend"])  # its default device
-        self._model = F.build_model(self.activation, self.out_activation_, packed["n_features"],
-                                    packed["units"], packed["dtype"], backend, packed["weights"])
-        if self._fitted_on[0] != "numpy":
-            self._fitted_on = (self._fitted_on[0], str(backend.device))
-        opt = getattr(self, "_opt_state", None)
-        if opt is not None:
-            move = lambda a: B.asarray(a, backend=backend)  # noqa: E731
-            self._opt_state = {"step": opt["step"], "slots": {
-                k: {n: move(a) for n, a in slot.items()} for k, slot in opt["slots"].items()}}
+        model = self.__dict__.get("_model")
+        if model is not None and self._fitted_on[0] != "numpy":
+            self._fitted_on = (self._fitted_on[0], str(model.backend.device))

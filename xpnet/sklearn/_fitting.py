@@ -126,7 +126,7 @@ def run_epochs(est, X, Y, Y_host, rs, incremental):
     whole = not est.shuffle and not est.early_stopping  # batches are plain slices of X
     xp = backend.xp
     sample_idx = B.load("numpy").xp.arange(n)
-    params, state = model.get_params(trainable_only=True), est._opt_state
+    params, state = model.get_params(trainable_only=True), model.opt_state
     if state is None:
         state = opt.init_state(params)
     est.n_iter_ = 0
@@ -145,7 +145,7 @@ def run_epochs(est, X, Y, Y_host, rs, incremental):
                 params, state, loss = _step(model, opt, params, state, xb, yb, est.alpha)
                 losses.append(loss)
             model.set_params(params)
-            est._opt_state = state
+            model.opt_state = state
             sizes = xp.asarray([j - i for i, j in slices], dtype=losses[0].dtype,
                                device=array_api_compat.device(losses[0]))
             est.loss_ = float(xp.sum(xp.stack(losses) * sizes)) / n  # the epoch's one read
@@ -175,7 +175,7 @@ def run_epochs(est, X, Y, Y_host, rs, incremental):
     except KeyboardInterrupt:
         warnings.warn("Training interrupted by user.", stacklevel=4)
         model.set_params(params)
-        est._opt_state = state
+        model.opt_state = state
     if est.early_stopping and est._best_params is not None:
         model.set_params(est._best_params)  # scikit-learn restores the best weights
     est._best_params = None
