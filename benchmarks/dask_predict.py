@@ -24,7 +24,13 @@ from pathlib import Path
 
 
 def _peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # the process's own peak: Linux keeps ru_maxrss across fork + exec, so a spawned worker's
+    # ru_maxrss starts at its parent's size; VmHWM starts afresh at exec
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _best(fn, repeat):
