@@ -8,6 +8,9 @@ Environment variables:
   build where the machine has one; set it to ``""`` to test without torch).
 - ``XPNET_CUPY``: the CuPy requirement (default ``cupy-cuda12x``; ``""`` for none). Without a
   GPU, CuPy still installs and the GPU tests skip with the CUDA error as the reason.
+- ``XPNET_MPI``: set (to anything but ``""``) where MPI is installed (``mpirun``, and
+  ``mpicc`` to build mpi4py): the tests then install the ``mpi`` extra and run the
+  data-parallel tests under ``mpirun`` too (else those skip with the reason).
 """
 import os
 
@@ -18,6 +21,7 @@ nox.options.reuse_existing_virtualenvs = True
 
 TORCH = os.environ.get("XPNET_TORCH", "torch==2.13.0")
 CUPY = os.environ.get("XPNET_CUPY", "cupy-cuda12x")
+MPI = os.environ.get("XPNET_MPI", "")
 
 
 def _install_backends(session):
@@ -42,6 +46,10 @@ def tests(session):
     with Dask and scikit-learn (whose estimator checks then run on xpnet.sklearn)."""
     session.install("-e", ".[test,dask,sklearn]")
     _install_backends(session)
+    if TORCH:  # torch.distributed: the pinned torch, already there
+        session.install("-e", ".[distributed]", TORCH)
+    if MPI:
+        session.install("-e", ".[mpi]")
     session.run("python", "-m", "pytest", *session.posargs)
 
 

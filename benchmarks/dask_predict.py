@@ -17,20 +17,17 @@ process's peak after it. Each time is the best of ``--repeat`` (the machine is s
 from __future__ import annotations
 
 import argparse
-import resource
 import time
 from pathlib import Path
 
 
 
 def _peak_mib() -> float:
-    # the process's own peak: Linux keeps ru_maxrss across fork + exec, so a spawned worker's
-    # ru_maxrss starts at its parent's size; VmHWM starts afresh at exec
-    try:
-        with open("/proc/self/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
-    except (OSError, StopIteration):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak resident memory (VmHWM, of its own address space: unlike
+    ``ru_maxrss``, which Linux carries over from the parent across fork and exec)."""
+    with open("/proc/self/status") as f:
+        line = next(l for l in f if l.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024  # kB
 
 
 def _best(fn, repeat):

@@ -231,7 +231,15 @@ class Sequential(C.Weights, Summary):
             loss, dout = self.loss.value_and_grad(y_pred, y)
         for layer in layers:
             dout = layer.backward(dout)
-        return loss
+        return loss + self.regularization_loss() if self._penalized else loss
+
+    def regularization_loss(self):
+        """The sum of the trainable layers' regularizer penalties (``kernel_regularizer``
+        ...), part of the loss ``fit`` and ``evaluate`` report; 0.0 without any."""
+        total = 0.0
+        for layer in self._penalized:
+            total = total + layer.penalty()
+        return total
 
     def __call__(self, x, training=False):
         """A direct forward pass on one batch (NumPy data is moved to the backend).
@@ -296,10 +304,12 @@ class Sequential(C.Weights, Summary):
             yield fast(h, i, j) if fast else self.forward(h, False)
 
     def fit(self, x, y, epochs=1, batch_size=32, validation_data=None, validation_split=0.0,
-            shuffle=True, callbacks=None, verbose=1, seed=None, initial_epoch=0):
+            shuffle=True, callbacks=None, verbose=1, seed=None, initial_epoch=0,
+            distributed=None):
         """Train for ``epochs`` passes over ``(x, y)``; return a :class:`History`.
 
-        See :func:`xpnet.training.run_fit` for the details of each argument.
+        See :func:`xpnet.training.run_fit` for the details of each argument;
+        ``distributed=xn.distributed.auto()`` trains data-parallel (:mod:`xpnet.distributed`).
         """
         self._require_compiled("fit")
         self._require_layers("fit")
@@ -308,7 +318,7 @@ class Sequential(C.Weights, Summary):
             return run_fit(self, x, y, epochs=epochs, batch_size=batch_size,
                            validation_data=validation_data, validation_split=validation_split,
                            shuffle=shuffle, callbacks=callbacks, verbose=verbose, seed=seed,
-                           initial_epoch=initial_epoch)
+                           initial_epoch=initial_epoch, distributed=distributed)
         finally:
             lock.release()
 

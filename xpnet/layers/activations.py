@@ -7,6 +7,7 @@ a model can predict from several threads at once and pickles without its last ba
 from __future__ import annotations
 
 from .. import functions as F
+from .activations_keras import KERAS_ACTIVATIONS
 from .base import Layer
 from .._registry import resolve
 
@@ -119,12 +120,14 @@ ACTIVATIONS = {
     "softmax": Softmax,
     "linear": Linear,
     "identity": Linear,
+    **KERAS_ACTIVATIONS,
 }
 
 
 def get_activation(spec) -> Layer:
-    """An activation layer from a name ("relu", "sigmoid", "tanh", "softmax", "linear"),
-    ``None`` (linear), a Layer instance or a Layer class."""
+    """An activation layer from a name ("relu", "sigmoid", "tanh", "softmax", "linear",
+    and Keras' "leaky_relu", "elu", "gelu", "softplus", "swish"/"silu"), ``None``
+    (linear), a Layer instance or a Layer class."""
     if spec is None:
         return Linear()
     return resolve(spec, ACTIVATIONS, Layer, "activation")
