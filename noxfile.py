@@ -42,8 +42,9 @@ def _install_backends(session):
 
 @nox.session
 def tests(session):
-    """The whole test suite on every backend that can run here (plus a benchmark smoke run)."""
-    session.install("-e", ".[test,dask]")
+    """The whole test suite on every backend that can run here (plus a benchmark smoke run),
+    with Dask and scikit-learn (whose estimator checks then run on xpnet.sklearn)."""
+    session.install("-e", ".[test,dask,sklearn]")
     _install_backends(session)
     if TORCH:  # torch.distributed: the pinned torch, already there
         session.install("-e", ".[distributed]", TORCH)
@@ -62,7 +63,7 @@ def demo(session):
 @nox.session
 def bench(session):
     """The benchmarks against hand-written NumPy, PyTorch and scikit-learn, in one run."""
-    session.install("-e", ".[test]", "scikit-learn", "threadpoolctl")
+    session.install("-e", ".[test,sklearn]", "threadpoolctl")
     _install_backends(session)
     os.makedirs("benchmarks/results", exist_ok=True)
     session.run("python", "-m", "pytest", "benchmarks", "--benchmark-enable",
