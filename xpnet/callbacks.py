@@ -13,7 +13,7 @@ import string
 from .io import refuse_other_format
 
 __all__ = ["Callback", "CallbackList", "EarlyStopping", "ModelCheckpoint", "TerminateOnNaN",
-           "CSVLogger", "LambdaCallback"]
+           "CSVLogger", "LambdaCallback", "LearningRateScheduler", "ReduceLROnPlateau"]
 
 
 class Callback:
@@ -67,6 +67,10 @@ class CallbackList:
         self._begun = []
 
     def set_model(self, model, params, log_keys):
+        # keys a callback adds to the logs (the learning rate), for those that list keys
+        log_keys = list(log_keys) + [k for cb in self.callbacks for k in getattr(cb, "adds_logs", ())
+                                     if k not in log_keys]
+        log_keys = list(dict.fromkeys(log_keys))
         for cb in self.callbacks:
             cb.set_model(model)
             cb.params, cb.log_keys = dict(params), list(log_keys)
@@ -244,4 +248,5 @@ class TerminateOnNaN(Callback):
 
 
 # Keras' CSVLogger and LambdaCallback (they subclass Callback, so they come last)
-from .callbacks_keras import CSVLogger, LambdaCallback  # noqa: E402
+from .callbacks_keras import (CSVLogger, LambdaCallback, LearningRateScheduler,  # noqa: E402
+                              ReduceLROnPlateau)

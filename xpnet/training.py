@@ -94,8 +94,8 @@ def run_fit(model, x, y, *, epochs=1, batch_size=32, validation_data=None, valid
             if val is not None:
                 logs.update({f"val_{k}": v for k, v in _evaluate(model, *val, batch_size).items()})
             _show(bar, logs, verbose, f"Epoch {epoch + 1}/{epochs} - ")
+            callbacks.on_epoch_end(epoch, logs)  # they may add to the logs (learning_rate)
             history.record(epoch, logs)
-            callbacks.on_epoch_end(epoch, logs)
             if model.stop_training:
                 break
     finally:
