@@ -107,6 +107,7 @@ class Sequential(C.Weights, Summary):
             )
         self.backend = backend = B.current()
         dtype = self.dtype or B.get_floatx()
+        backend.float_dtype(dtype)  # JAX switches 64-bit arrays on here for float64
         rng = B.host_rng(self.seed)
         shape = tuple(int(d) for d in input_shape)
         self.input_shape = shape

@@ -255,7 +255,7 @@ def _read_logs(model, losses, metric_parts, slices):
 
 def _stop_on_nonfinite(model, xp, losses, epoch):
     finite = xp.isfinite(xp.stack(losses))
-    first_bad = int(xp.argmin(xp.astype(finite, xp.int64)))  # first False
+    first_bad = int(xp.argmin(xp.astype(finite, xp.int32)))  # first False
     model.stop_training = True
     model.stop_reason = (
         f"the loss became non-finite (nan or inf) at epoch {epoch + 1}, batch {first_bad + 1}; "
