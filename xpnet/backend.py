@@ -69,6 +69,7 @@ class Backend:
     sigmoid: Callable | None = None  # sigmoid(x, overwrite_x) in one kernel
     rng: Callable | None = None      # rng(seed, backend) -> draw(shape, dtype) on the device
     enable_dtype: Callable | None = None  # enable_dtype(name) -> the name made (JAX's x64)
+    compiler: Any = None  # compiles whole steps for jit_compile (xpnet.compiled), or None
 
     @property
     def on_host(self) -> bool:

@@ -15,6 +15,7 @@ import re
 from . import backend as B
 from . import data as D
 from . import checkpoint as C
+from . import compiled as _compiled
 from . import freezing as _freezing
 from ._validate import check_seed
 from .training import run_evaluate, run_fit
@@ -57,6 +58,7 @@ class Sequential(C.Weights, Summary):
         self.metrics = []
         self._metric_specs = []
         self.compiled = False
+        self.jit_compile = False
         self.opt_state = None
         self.stop_training = False
         self.stop_reason = None
@@ -144,14 +146,19 @@ class Sequential(C.Weights, Summary):
         return _freezing.plan(self)
 
     # -- compiling ----------------------------------------------------------------------
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None) -> None:
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, jit_compile="auto") -> None:
         """Choose the optimizer, the loss and the metrics, by name or as objects.
+
+        ``jit_compile`` (True, False or "auto", as Keras 3): on a backend that compiles
+        whole steps (JAX), fit, evaluate and predict run one compiled function per batch
+        (:mod:`xpnet.compiled`); elsewhere it changes nothing.
 
         The loss checks the last layer (:meth:`xpnet.losses.Loss.check_output`) here,
         and again when the model is built: a cross-entropy loss refuses an output
         that gives no probabilities unless it was made with ``from_logits=True``.
         """
         self._require_layers("compile")
+        jit_compile = _compiled.check_jit_compile(jit_compile)
         if loss is None:
             raise ValueError("compile needs a loss, e.g. loss='mse' or 'sparse_categorical_crossentropy'")
         optimizer, loss = get_optimizer(optimizer), get_loss(loss)
@@ -164,6 +171,7 @@ class Sequential(C.Weights, Summary):
             loss.check_output(last, units)
         self.optimizer, self.loss = optimizer, loss
         self._metric_specs = metrics
+        self.jit_compile = jit_compile
         self.compiled = True
         self.opt_state = None
         if self.built:
@@ -196,7 +204,10 @@ class Sequential(C.Weights, Summary):
 
     # -- computing ----------------------------------------------------------------------
     def forward(self, x, training=False):
-        """The output for a batch ``x`` that is already an array of the model's backend."""
+        """The output for a batch ``x`` that is already an array of the model's backend
+        (in inference, through the compiled step where ``jit_compile`` made one)."""
+        if not training and (jit := _compiled.steps(self)) is not None:
+            return jit.predict(x)
         for layer in (self._train_layers if training else self.layers):
             x = layer.forward(x, training)
         return x
@@ -263,7 +274,8 @@ class Sequential(C.Weights, Summary):
         D.check_xy(x, None)
         self.check_input(x)
         slices = D.batch_slices(D.num_rows(x), batch_size)
-        fast = check_finite and D.first_product_check(self.layers, x, self.backend, self.dtype_name)
+        fast = (check_finite and _compiled.steps(self) is None  # compiled: one call a batch
+                and D.first_product_check(self.layers, x, self.backend, self.dtype_name))
         check = (D.finite_checker(x, batch_size, dtype=self.dtype_name)
                  if check_finite and not fast else None)
         outs = self._predict_batches(x, slices, check, fast)

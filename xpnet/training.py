@@ -20,6 +20,7 @@ import warnings
 import array_api_compat
 
 from . import backend as B
+from . import compiled as _compiled
 from . import data as D
 from . import _validate as V
 from ._validate import check_seed
@@ -158,18 +159,27 @@ def _train_epoch(model, x, y, y_dtype, slices, order, bar, epoch):
     backend, xp, dtype = model.backend, model.backend.xp, model.dtype_name
     refresh = max(1, math.ceil(len(slices) / _BAR_UPDATES))  # at most 10 reads
     params, state = model.get_params(trainable_only=True), model.opt_state
+    jit = _compiled.steps(model)  # compile(jit_compile=...): one compiled call per batch
+    if jit is not None:
+        state = jit.begin_epoch(params, state)
     losses, metric_parts = [], [[] for _ in model.metrics]
     for b, (i, j) in enumerate(slices):
         index = slice(i, j) if order is None else order[i:j]
         xb = D.take_rows(x, index, backend, dtype)
         yb = D.take_rows(y, index, backend, y_dtype)
-        params, state, loss, y_pred = train_step(model, model.optimizer, params, state, xb, yb)
+        if jit is not None:
+            params, state, loss, sums = jit.train_step(params, state, xb, yb)
+        else:
+            params, state, loss, y_pred = train_step(model, model.optimizer, params, state, xb, yb)
+            sums = [metric.batch_sum(y_pred, yb) for metric in model.metrics]
         losses.append(loss)
-        for parts, metric in zip(metric_parts, model.metrics):
-            parts.append(metric.batch_sum(y_pred, yb))
+        for parts, value in zip(metric_parts, sums):
+            parts.append(value)
         if bar is not None and ((b + 1) % refresh == 0 or b + 1 == len(slices)):
             bar.update(b + 1 - bar.n)
             bar.set_postfix(_read_logs(model, losses, metric_parts, slices), refresh=False)
+    if jit is not None:
+        state = jit.end_epoch(state)
     model.set_params(params)
     # the step keeps the slots of the trainable parameters; a frozen one keeps its own
     model.opt_state = {"step": state["step"], "slots": {**model.opt_state["slots"], **state["slots"]}}
@@ -228,13 +238,18 @@ def _evaluate(model, x, y, y_dtype, batch_size, verbose=0):
     slices = D.batch_slices(D.num_rows(x), batch_size)
     bar = _progress(len(slices), "Evaluate", verbose)
     losses, metric_parts = [], [[] for _ in model.metrics]
+    jit = _compiled.steps(model)
     for i, j in slices:
         xb = D.take_rows(x, slice(i, j), backend, dtype)
         yb = D.take_rows(y, slice(i, j), backend, y_dtype)
-        y_pred = model.forward(xb, training=False)
-        losses.append(model.loss.value(y_pred, yb))
-        for parts, metric in zip(metric_parts, model.metrics):
-            parts.append(metric.batch_sum(y_pred, yb))
+        if jit is not None:
+            loss, sums = jit.evaluate_batch(xb, yb)
+        else:
+            y_pred = model.forward(xb, training=False)
+            loss, sums = model.loss.value(y_pred, yb), [m.batch_sum(y_pred, yb) for m in model.metrics]
+        losses.append(loss)
+        for parts, value in zip(metric_parts, sums):
+            parts.append(value)
         if bar is not None:
             bar.update(1)
     logs = _read_logs(model, losses, metric_parts, slices)

@@ -1,0 +1,197 @@
+"""Compiled steps: ``model.compile(..., jit_compile="auto")`` (Keras 3's name).
+
+On a backend with a compiler (its ``compiler`` field: JAX's ``jax.jit``), ``fit`` runs one
+compiled function per batch, and ``evaluate``/``predict`` one per batch too, instead of
+some twenty-five array calls, each dispatched from Python. The functions are pure: every
+value that changes between calls goes in and comes out as an argument --
+
+- the trainable parameters and the optimizer state (their buffers donated to the outputs),
+- the layers' state (BatchNormalization's running statistics),
+- one ``jax.random`` key per Dropout layer (split per mask as the eager generator does),
+- the learning rate and the step count (a schedule's new rate is a new input, not a new
+  trace; Adam's bias correction is computed from the step count as an array).
+
+The layers are the same objects as in eager mode: a step is traced by running their
+``forward``/``backward`` on tracers, after which every layer gets its own arrays back and
+no tracer is left on any of them. A new batch shape (the last, partial batch) is traced
+once and kept, so no epoch compiles again; padding that batch instead would let its
+padded rows into BatchNormalization's batch statistics. ``jit_compile`` is a no-op on
+backends without a compiler (NumPy, array-api-strict, PyTorch, CuPy).
+"""
+from __future__ import annotations
+
+import contextlib
+
+from . import _validate as V
+from .layers.regularization import Dropout
+
+__all__ = ["check_jit_compile", "steps", "CompiledSteps"]
+
+
+def check_jit_compile(value):
+    """``jit_compile`` as given to ``compile``: True, False or "auto"."""
+    if value is True or value is False or value == "auto":
+        return value
+    raise V.InvalidParameterError(
+        f"compile(jit_compile) takes True, False or 'auto', got {value!r}")
+
+
+def steps(model) -> "CompiledSteps | None":
+    """The model's compiled steps, or None where it runs eagerly (``jit_compile`` off, or
+    a backend without a compiler). Made once per build, compile and set of trainable layers."""
+    if not model.built or getattr(model, "jit_compile", False) is False:
+        return None
+    compiler = model.backend.compiler
+    if compiler is None:
+        return None
+    objects = (model._bindings, model.optimizer, model.loss, *model.metrics)
+    key = (objects, tuple(k for k, _, _ in model._train_bindings))
+    cached = getattr(model, "_compiled_steps", None)
+    if cached is None or cached.key[1] != key[1] or len(cached.key[0]) != len(objects) or \
+            any(a is not b for a, b in zip(cached.key[0], objects)):
+        cached = model._compiled_steps = CompiledSteps(model, compiler, key)
+    return cached
+
+
+def layer_state(model) -> dict:
+    """The layers' state arrays as ``{"<layer>/<name>": array}``."""
+    return {f"{l.name}/{k}": v for l in model.layers for k, v in l.state.items()}
+
+
+def _set_layer_state(model, values: dict) -> None:
+    for layer in model.layers:
+        for k in layer.state:
+            layer.state[k] = values[f"{layer.name}/{k}"]
+
+
+def _nothing():
+    return None
+
+
+def _infer(model, x):
+    for layer in model.layers:
+        x = layer.forward(x, False)
+    return x
+
+
+class CompiledSteps:
+    """The compiled train, evaluate and predict steps of one model."""
+
+    def __init__(self, model, compiler, key):
+        self.model, self.compiler, self.key = model, compiler, key
+        self.traces = 0  # how many times a step was traced (a test reads it)
+        self._dropouts = [l for l in model.layers if isinstance(l, Dropout)]
+        self._train = compiler.jit(self.train_fn, donate=(0, 1, 2))
+        self._eval = compiler.jit(self.eval_fn)
+        self._predict = compiler.jit(self.predict_fn)
+        self._lr = (None, None)
+        self._carry = None
+
+    def __reduce__(self):
+        """Compiled functions do not pickle or copy: a copy of the model compiles again."""
+        return (_nothing, ())
+
+    # -- the pure functions ---------------------------------------------------------------
+    def train_fn(self, params, opt_state, state, keys, lr, frozen, x, y):
+        """``(params, opt_state, state, keys, loss, metric sums)`` after one step on ``(x, y)``
+        (``frozen``: the parameters of the frozen layers, an input rather than constants)."""
+        from .training import forward_backward
+
+        model = self.model
+        with self._bound(state, keys) as streams:
+            model.set_params(frozen)
+            loss, y_pred, grads = forward_backward(model, params, x, y)
+            params, opt_state = model.optimizer.apply(params, grads, opt_state, lr=lr)
+            sums = [m.batch_sum(y_pred, y) for m in model.metrics]
+            state = layer_state(model)
+            keys = [s.key for s in streams]
+        return params, opt_state, state, keys, loss, sums
+
+    def eval_fn(self, params, state, x, y):
+        """``(loss, metric sums)`` of one batch in inference mode."""
+        model = self.model
+        with self._bound(state):
+            model.set_params(params)
+            y_pred = _infer(model, x)
+            loss = model.loss.value(y_pred, y)
+            sums = [m.batch_sum(y_pred, y) for m in model.metrics]
+        return loss, sums
+
+    def predict_fn(self, params, state, x):
+        """The model's output for ``x`` in inference mode."""
+        with self._bound(state):
+            self.model.set_params(params)
+            return _infer(self.model, x)
+
+    @contextlib.contextmanager
+    def _bound(self, state, keys=()):
+        """Run the layers on traced values, then give every layer its own arrays back and
+        clear the tracers the forward and backward passes kept on it."""
+        self.traces += 1
+        model = self.model
+        saved = [(l, dict(l.params), dict(l.state), getattr(l, "rng", None)) for l in model.layers]
+        streams = [self.compiler.stream(k, None) for k in keys]
+        try:
+            _set_layer_state(model, state)
+            for layer, stream in zip(self._dropouts, streams):
+                layer.rng = stream
+            yield streams
+        finally:
+            for layer, params, layer_state_, rng in saved:
+                layer.params.clear()
+                layer.params.update(params)
+                layer.state.clear()
+                layer.state.update(layer_state_)
+                if isinstance(layer, Dropout):
+                    layer.rng = rng
+            self._scrub([*model.layers, model.loss])
+
+    def _scrub(self, objects):
+        traced = self.compiler.is_traced
+        for obj in objects:
+            for name, value in list(vars(obj).items()):
+                if traced(value):
+                    setattr(obj, name, None)
+                elif isinstance(value, dict) and any(traced(v) for v in value.values()):
+                    setattr(obj, name, {k: v for k, v in value.items() if not traced(v)})
+
+    # -- the loops' side --------------------------------------------------------------------
+    def begin_epoch(self, params, opt_state):
+        """The optimizer state the step takes (the slots of ``params``, the step count as an
+        array) and the epoch's carried values: layer state, one key per Dropout layer."""
+        xp, model = self.model.backend.xp, self.model
+        keys = [self.compiler.key(l.rng.seed) for l in self._dropouts]
+        self._carry = [layer_state(model), keys]
+        self._frozen = {k: v for k, v in model.get_params().items() if k not in params}
+        step = xp.asarray(opt_state["step"], dtype=xp.int32, device=model.backend.device)
+        return {"step": step, "slots": {k: opt_state["slots"][k] for k in params}}
+
+    def train_step(self, params, opt_state, x, y):
+        """One compiled step: ``(params, opt_state, loss, metric sums)``."""
+        state, keys = self._carry
+        params, opt_state, state, keys, loss, sums = self._train(
+            params, opt_state, state, keys, self._lr_array(), self._frozen, x, y)
+        self._carry = [state, keys]
+        return params, opt_state, loss, sums
+
+    def end_epoch(self, opt_state):
+        """Put the layer state back on the layers; the step count back to an int (one read)."""
+        _set_layer_state(self.model, self._carry[0])
+        self._carry = self._frozen = None
+        return {"step": int(opt_state["step"]), "slots": opt_state["slots"]}
+
+    def evaluate_batch(self, x, y):
+        return self._eval(self.model.get_params(), layer_state(self.model), x, y)
+
+    def predict(self, x):
+        return self._predict(self.model.get_params(), layer_state(self.model), x)
+
+    def _lr_array(self):
+        """The optimizer's rate as a 0-d array of the model's dtype (made again only when
+        the rate changes)."""
+        lr = self.model.optimizer.lr
+        if self._lr[0] != lr:
+            b = self.model.backend
+            self._lr = (lr, b.xp.asarray(lr, dtype=b.float_dtype(self.model.dtype_name),
+                                         device=b.device))
+        return self._lr[1]
