@@ -78,13 +78,15 @@ class Backend:
         return (self.name in ("numpy", "array_api_strict") or str(self.device) == "cpu"
                 or getattr(self.device, "platform", None) == "cpu")
 
+    def dtype_name(self, name: str) -> str:
+        """The dtype the backend makes for ``name``: "int32" for "int64" on JAX without
+        64-bit arrays (switched on for "float64", :func:`set_floatx`); else ``name``."""
+        return self.enable_dtype(name) if self.enable_dtype is not None else name
+
     def float_dtype(self, name: str | None = None):
         """The namespace's float dtype called ``name`` (default: :func:`get_floatx`);
         JAX switches 64-bit arrays on here when float64 is asked for."""
-        name = name or get_floatx()
-        if self.enable_dtype is not None:
-            self.enable_dtype(name)
-        return getattr(self.xp, name)
+        return getattr(self.xp, self.dtype_name(name or get_floatx()))
 
 
 # -- the registry and the active backend --------------------------------------------------

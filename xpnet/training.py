@@ -119,7 +119,7 @@ def _prepare(model, x, y, name=""):
     D.check_finite(x, name + "x", model.dtype_name)  # as the model sees it, after the cast
     D.check_finite(y, name + "y", None if model.loss.sparse else model.dtype_name)
     y_dtype = D.check_targets(y, model.loss, model.output_shape, name + "y") or model.dtype_name
-    return x, y, y_dtype
+    return x, y, model.backend.dtype_name(y_dtype)  # int64 labels: int32 on JAX without x64
 
 
 def _split_validation(model, x, y, validation_data, validation_split):
