@@ -183,3 +183,18 @@ def test_jit_compile_takes_true_false_or_auto(bad):
     model = xn.Sequential([xn.layers.Dense(2, input_shape=(3,))])
     with pytest.raises(xn.InvalidParameterError, match="jit_compile"):
         model.compile(optimizer="sgd", loss="mse", jit_compile=bad)
+
+
+def test_device_data_rows_taken_in_the_step(jax64):
+    """Data already on the device: the compiled step gathers the shuffled rows itself
+    (one trace for every batch of a size), with the eager numbers."""
+    x, y = _data()
+    eager = _model(False)
+    eager.fit(x, y, epochs=2, batch_size=20, verbose=0, seed=3)
+    jit = _model(True)
+    xd, yd = xn.backend.asarray(x), xn.backend.asarray(y)
+    jit.fit(xd, yd, epochs=2, batch_size=20, verbose=0, seed=3)
+    for a, b in zip(_weights(eager), _weights(jit)):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+    assert C.steps(jit).traces == 2
+    np.testing.assert_allclose(np.asarray(jit(x[:3])), eager.predict(x[:3]), rtol=1e-12)

@@ -3,7 +3,7 @@ compiles a whole step gives it. JAX: ``jax.jit`` with donated buffers, dropout k
 carried as values, tracers told apart from data."""
 from __future__ import annotations
 
-__all__ = ["JaxCompiler", "jax_compiler"]
+__all__ = ["JaxCompiler", "COMPILERS"]
 
 
 class _KeyStream:
@@ -26,12 +26,23 @@ class JaxCompiler:
 
     name = "jax.jit"
 
-    def jit(self, fn, donate=()):
-        """``fn`` compiled once per input shape; the arguments in ``donate`` give their
-        buffers to the outputs (parameters and optimizer state are updated in place)."""
+    def jit(self, fn, donate=(), static=()):
+        """``fn`` compiled once per input shape (and value of the ``static`` arguments); the
+        arguments in ``donate`` give their buffers to the outputs (parameters and optimizer
+        state are updated in place)."""
         import jax
 
-        return jax.jit(fn, donate_argnums=tuple(donate))
+        return jax.jit(fn, donate_argnums=tuple(donate), static_argnums=tuple(static))
+
+    def rows(self, data, order, start, size):
+        """Rows ``order[start:start + size]`` of ``data`` (rows ``start:start + size`` when
+        ``order`` is None) with a traced ``start``: one trace serves every batch."""
+        from jax import lax
+        import jax.numpy as jnp
+
+        if order is None:
+            return lax.dynamic_slice_in_dim(data, start, size, axis=0)
+        return jnp.take(data, lax.dynamic_slice_in_dim(order, start, size, axis=0), axis=0)
 
     def key(self, seed: int):
         """A ``jax.random`` key for ``seed``, as the eager generator starts from."""
@@ -54,5 +65,5 @@ class JaxCompiler:
         return jax.make_jaxpr(fn)(*args)
 
 
-def jax_compiler() -> JaxCompiler:
-    return JaxCompiler()
+#: backend name -> its compiler's class (the backend's ``compiler`` field)
+COMPILERS = {"jax": JaxCompiler}

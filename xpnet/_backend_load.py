@@ -129,10 +129,8 @@ def _load_jax() -> dict:
             "Unset XPNET_DEVICE or set it to 'cpu'."
         ) from exc
     # ArrayImpl, the concrete type (jax.Array also matches tracers, which are no data)
-    from ._backend_jit import jax_compiler
-
     return dict(xp=xp, device=device, array_type=type(xp.zeros(0, device=device)),
-                rng=_jax_rng, enable_dtype=_jax_enable_dtype, compiler=jax_compiler())
+                rng=_jax_rng, enable_dtype=_jax_enable_dtype)
 
 
 def _jax_rng(seed: int, backend):

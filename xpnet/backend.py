@@ -35,6 +35,7 @@ from ._backend_arrays import (host_asarray, host_cast, host_full, is_array,
                               library_of, quiet_invalid, to_numpy)
 from ._backend_load import LOADERS as _LOADERS
 from ._backend_load import BackendUnavailableError
+from ._backend_jit import COMPILERS as _COMPILERS
 from ._backend_random import DeviceRNG, host_rng
 
 __all__ = [
@@ -145,7 +146,10 @@ def load(name: str) -> Backend:
         raise
     backend = _cache.get(key)
     if backend is None:
-        backend = _cache[key] = Backend(key, **_LOADERS[key]())
+        fields = _LOADERS[key]()
+        if key in _COMPILERS:  # the backend compiles whole steps (jit_compile)
+            fields["compiler"] = _COMPILERS[key]()
+        backend = _cache[key] = Backend(key, **fields)
         _sigmoids[backend.xp] = backend.sigmoid
         if backend.enable_dtype is not None and _state["floatx"] == "float64":
             backend.enable_dtype("float64")

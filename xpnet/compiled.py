@@ -23,6 +23,8 @@ from __future__ import annotations
 import contextlib
 
 from . import _validate as V
+from . import backend as B
+from . import data as D
 from .layers.regularization import Dropout
 
 __all__ = ["check_jit_compile", "steps", "CompiledSteps"]
@@ -82,6 +84,7 @@ class CompiledSteps:
         self.traces = 0  # how many times a step was traced (a test reads it)
         self._dropouts = [l for l in model.layers if isinstance(l, Dropout)]
         self._train = compiler.jit(self.train_fn, donate=(0, 1, 2))
+        self._train_rows = compiler.jit(self.train_rows_fn, donate=(0, 1, 2), static=(10, 11))
         self._eval = compiler.jit(self.eval_fn)
         self._predict = compiler.jit(self.predict_fn)
         self._lr = (None, None)
@@ -106,6 +109,15 @@ class CompiledSteps:
             state = layer_state(model)
             keys = [s.key for s in streams]
         return params, opt_state, state, keys, loss, sums
+
+    def train_rows_fn(self, params, opt_state, state, keys, lr, frozen, x, y, order, start,
+                      dtypes, size):
+        """:meth:`train_fn` on the rows ``order[start:start + size]`` of the whole data
+        ``(x, y)`` on the device: the batch is gathered in the compiled step."""
+        xb, yb = (self.compiler.rows(a, order, start, size) for a in (x, y))
+        xp = self.model.backend.xp
+        xb, yb = (b if b.dtype == d else xp.astype(b, d) for b, d in zip((xb, yb), dtypes))
+        return self.train_fn(params, opt_state, state, keys, lr, frozen, xb, yb)
 
     def eval_fn(self, params, state, x, y):
         """``(loss, metric sums)`` of one batch in inference mode."""
@@ -167,12 +179,41 @@ class CompiledSteps:
         return {"step": step, "slots": {k: opt_state["slots"][k] for k in params}}
 
     def train_step(self, params, opt_state, x, y):
-        """One compiled step: ``(params, opt_state, loss, metric sums)``."""
+        """One compiled step on the batch ``(x, y)``: ``(params, opt_state, loss, metric sums)``."""
         state, keys = self._carry
         params, opt_state, state, keys, loss, sums = self._train(
             params, opt_state, state, keys, self._lr_array(), self._frozen, x, y)
         self._carry = [state, keys]
         return params, opt_state, loss, sums
+
+    def train_batch(self, params, opt_state, x, y, order, i, j, y_dtype):
+        """One compiled step on rows ``i:j`` (of ``order``, when given) of ``x`` and ``y``:
+        for arrays of the backend, taken and cast inside the step (no array call outside
+        it), else taken on the host and moved."""
+        model, b = self.model, self.model.backend
+        if not (isinstance(x, b.array_type) and isinstance(y, b.array_type)):
+            index = slice(i, j) if order is None else order[i:j]
+            return self.train_step(params, opt_state, D.take_rows(x, index, b, model.dtype_name),
+                                   D.take_rows(y, index, b, y_dtype))
+        dtypes = (b.float_dtype(model.dtype_name), getattr(b.xp, y_dtype))
+        state, keys = self._carry
+        params, opt_state, state, keys, loss, sums = self._train_rows(
+            params, opt_state, state, keys, self._lr_array(), self._frozen, x, y, order, i,
+            dtypes, j - i)
+        self._carry = [state, keys]
+        return params, opt_state, loss, sums
+
+    def call(self, x):
+        """``model(x)`` in inference mode: host data goes to the compiled function as it
+        is (the call moves it, cheaper than a separate copy), cast on the host if needed."""
+        model = self.model
+        if B.library_of(x) == "numpy" and x.ndim >= 1:
+            if str(x.dtype) != model.dtype_name:
+                x = B.host_cast(x, model.dtype_name)
+        else:
+            x = B.asarray(x, backend=model.backend, dtype=model.dtype_name)
+        model.check_input(x)
+        return self.predict(x)
 
     def end_epoch(self, opt_state):
         """Put the layer state back on the layers; the step count back to an int (one read)."""

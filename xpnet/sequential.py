@@ -238,6 +238,8 @@ class Sequential(C.Weights, Summary):
         An unbuilt model without a declared input shape is built from ``x``.
         """
         self._require_layers("run")
+        if not training and (jit := _compiled.steps(self)) is not None:
+            return jit.call(x)
         backend = self.backend if self.built else B.current()
         if not isinstance(x, backend.array_type) or backend.name in ("torch", "cupy"):
             x = B.asarray(x, backend=backend)

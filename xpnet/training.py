@@ -164,12 +164,12 @@ def _train_epoch(model, x, y, y_dtype, slices, order, bar, epoch):
         state = jit.begin_epoch(params, state)
     losses, metric_parts = [], [[] for _ in model.metrics]
     for b, (i, j) in enumerate(slices):
-        index = slice(i, j) if order is None else order[i:j]
-        xb = D.take_rows(x, index, backend, dtype)
-        yb = D.take_rows(y, index, backend, y_dtype)
-        if jit is not None:
-            params, state, loss, sums = jit.train_step(params, state, xb, yb)
+        if jit is not None:  # takes the rows itself
+            params, state, loss, sums = jit.train_batch(params, state, x, y, order, i, j, y_dtype)
         else:
+            index = slice(i, j) if order is None else order[i:j]
+            xb = D.take_rows(x, index, backend, dtype)
+            yb = D.take_rows(y, index, backend, y_dtype)
             params, state, loss, y_pred = train_step(model, model.optimizer, params, state, xb, yb)
             sums = [metric.batch_sum(y_pred, yb) for metric in model.metrics]
         losses.append(loss)
