@@ -198,3 +198,36 @@ def test_device_data_rows_taken_in_the_step(jax64):
         np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
     assert C.steps(jit).traces == 2
     np.testing.assert_allclose(np.asarray(jit(x[:3])), eager.predict(x[:3]), rtol=1e-12)
+
+
+def test_frozen_layer_and_interrupted_fit(jax64):
+    """A frozen layer stays as it is under the compiled step (as eagerly); a fit stopped
+    mid-epoch leaves the model holding live arrays (the donated inputs are replaced)."""
+    x, y = _data()
+    models = []
+    for jit in (False, True):
+        model = _model(jit, "momentum")
+        model.build()
+        model.layers[0].trainable = False
+        model.fit(x, y, epochs=2, batch_size=20, verbose=0, seed=1)
+        models.append(model)
+    for a, b in zip(_weights(models[0]), _weights(models[1])):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+
+    class Stop(Exception):
+        pass
+
+    model = models[1]
+    calls = {"n": 0}
+    original = C.steps(model).train_step
+
+    def stop_after_one(*args):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise Stop
+        return original(*args)
+
+    C.steps(model).train_step = stop_after_one
+    with pytest.raises(Stop):
+        model.fit(x, y, epochs=1, batch_size=20, verbose=0)
+    assert all(np.isfinite(w).all() for w in _weights(model))  # no deleted buffer

@@ -183,7 +183,7 @@ class CompiledSteps:
         state, keys = self._carry
         params, opt_state, state, keys, loss, sums = self._train(
             params, opt_state, state, keys, self._lr_array(), self._frozen, x, y)
-        self._carry = [state, keys]
+        self._keep(params, state, keys)
         return params, opt_state, loss, sums
 
     def train_batch(self, params, opt_state, x, y, order, i, j, y_dtype):
@@ -200,8 +200,15 @@ class CompiledSteps:
         params, opt_state, state, keys, loss, sums = self._train_rows(
             params, opt_state, state, keys, self._lr_array(), self._frozen, x, y, order, i,
             dtypes, j - i)
-        self._carry = [state, keys]
+        self._keep(params, state, keys)
         return params, opt_state, loss, sums
+
+    def _keep(self, params, state, keys):
+        """The step's outputs on the model at once (a few dict entries): the inputs were
+        donated, so a model left mid-epoch (an exception, Ctrl-C) still holds live arrays."""
+        self._carry = [state, keys]
+        self.model.set_params(params)
+        _set_layer_state(self.model, state)
 
     def call(self, x):
         """``model(x)`` in inference mode: host data goes to the compiled function as it
