@@ -10,6 +10,9 @@ Environment variables:
   GPU, CuPy still installs and the GPU tests skip with the CUDA error as the reason.
 - ``XPNET_JAX``: the JAX requirement (default ``jax>=0.4.32``, the CPU build; pip picked 0.10.2
   when this was written; ``""`` for none: the jax tests then skip with the reason).
+- ``XPNET_MPI``: set (to anything but ``""``) where MPI is installed (``mpirun``, and
+  ``mpicc`` to build mpi4py): the tests then install the ``mpi`` extra and run the
+  data-parallel tests under ``mpirun`` too (else those skip with the reason).
 """
 import os
 
@@ -21,6 +24,7 @@ nox.options.reuse_existing_virtualenvs = True
 TORCH = os.environ.get("XPNET_TORCH", "torch==2.13.0")
 CUPY = os.environ.get("XPNET_CUPY", "cupy-cuda12x")
 JAX = os.environ.get("XPNET_JAX", "jax>=0.4.32")
+MPI = os.environ.get("XPNET_MPI", "")
 
 
 def _install_backends(session):
@@ -45,9 +49,14 @@ def _install_backends(session):
 
 @nox.session
 def tests(session):
-    """The whole test suite on every backend that can run here (plus a benchmark smoke run)."""
-    session.install("-e", ".[test]")
+    """The whole test suite on every backend that can run here (plus a benchmark smoke run),
+    with Dask and scikit-learn (whose estimator checks then run on xpnet.sklearn)."""
+    session.install("-e", ".[test,dask,sklearn]")
     _install_backends(session)
+    if TORCH:  # torch.distributed: the pinned torch, already there
+        session.install("-e", ".[distributed]", TORCH)
+    if MPI:
+        session.install("-e", ".[mpi]")
     session.run("python", "-m", "pytest", *session.posargs)
 
 
@@ -61,7 +70,7 @@ def demo(session):
 @nox.session
 def bench(session):
     """The benchmarks against hand-written NumPy, PyTorch and scikit-learn, in one run."""
-    session.install("-e", ".[test]", "scikit-learn", "threadpoolctl")
+    session.install("-e", ".[test,sklearn]", "threadpoolctl")
     _install_backends(session)
     os.makedirs("benchmarks/results", exist_ok=True)
     session.run("python", "-m", "pytest", "benchmarks", "--benchmark-enable",

@@ -9,6 +9,9 @@ import os
 from pathlib import Path
 
 os.environ.setdefault("MPLBACKEND", "Agg")  # tests never open windows
+# scikit-learn's array API dispatch (tests/test_sklearn.py) needs SciPy's, which SciPy reads
+# once, when it is first imported: set here, before any test module imports it
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
 
 import pytest
 

@@ -3,7 +3,8 @@ the book's numbers.
 
 Each example's ``main(argv)`` is called directly (no subprocess) and its printed output
 is parsed: a wrong forward pass, gradient or accuracy fails here. The fast, data-free
-examples (01, 02, 03, 05, 07) run on every backend; the training ones on NumPy.
+examples (01, 02, 03, 05, 07) run on every backend; the training ones on NumPy (12 on one
+process here; under torchrun in ``tests/test_distributed.py``).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import xpnet as xn
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 NAMES = ["01_perceptron", "02_activations", "03_three_layer_forward", "04_mnist_inference",
          "05_gradients", "06_two_layer_net", "07_computational_graph", "08_study_sleep",
-         "09_fashion_mnist", "10_optimizers"]
+         "09_fashion_mnist", "10_optimizers", "12_distributed"]
 _modules: dict = {}
 
 
@@ -271,3 +272,16 @@ def test_10_optimizers(images, capsys, tmp_path):
     assert sorted(ranked) == sorted(["SGD", "Momentum", "AdaGrad", "RMSprop", "Adam"])
     assert ranked[-1] == "SGD"  # plain SGD is the slowest to bring the loss down
     check_png(tmp_path, "10_optimizers.png")
+
+
+def test_12_distributed_on_one_process(capsys, tmp_path, monkeypatch):
+    for var in ("WORLD_SIZE", "RANK", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE"):
+        monkeypatch.delenv(var, raising=False)  # no launcher: auto() is a no-op
+    status, out, _ = run("12_distributed", capsys, tmp_path, "--backend", "numpy", "--quick")
+    assert status == 0
+    assert "distributed: single, 1 process(es)" in out
+    assert len(re.findall(r"Epoch \d/2 - loss: [\d.]+ - accuracy", out)) == 2
+    first, last = (numbers(line(out, f"Epoch {k}/2"))[2] for k in (1, 2))
+    assert last < first  # it learns
+    assert numbers(line(out, "weights checksum"))[0] > 0
+    assert (tmp_path / "12_distributed.npz").is_file()

@@ -316,7 +316,7 @@ def test_get_activation():
     s = Sigmoid()
     assert get_activation(s) is s
     with pytest.raises(ValueError) as info:
-        get_activation("swish")
+        get_activation("mish")
     for name in ("relu", "sigmoid", "tanh", "softmax", "linear"):
         assert name in str(info.value)
     with pytest.raises(TypeError):

@@ -178,7 +178,7 @@ def test_instances_and_classes_resolve():
 
 def test_unknown_loss_lists_valid_names():
     with pytest.raises(ValueError) as info:
-        L.get_loss("hinge")
+        L.get_loss("squared_hinge")
     for name in L.LOSSES:
         assert name in str(info.value)
     with pytest.raises(TypeError):

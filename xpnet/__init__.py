@@ -12,6 +12,7 @@ from . import (
     checkpoint,
     data,
     datasets,
+    distributed,
     functions,
     gradcheck,
     initializers,
@@ -22,6 +23,8 @@ from . import (
     models,
     optimizers,
     perceptron,
+    regularizers,
+    saving,
     training,
 )
 from .backend import (
@@ -39,6 +42,7 @@ from .backend import (
 
 from ._validate import InvalidParameterError
 from .history import History
+from .saving import load_model, register_layer
 from .sequential import Sequential
 
 __version__ = "0.1.0"
@@ -47,6 +51,7 @@ __all__ = [
     "BACKENDS", "BackendMismatchError", "BackendUnavailableError", "get_backend",
     "get_floatx", "get_namespace", "set_backend", "set_floatx", "to_numpy", "use_backend",
     "backend", "functions", "gradcheck", "initializers", "layers", "losses", "optimizers",
-    "perceptron", "__version__", "callbacks", "checkpoint", "data", "datasets", "io", "metrics", "models", "training",
-    "History", "Sequential", "InvalidParameterError",
+    "perceptron", "__version__", "callbacks", "checkpoint", "data", "datasets", "distributed", "io", "metrics", "models", "training",
+    "History", "Sequential", "InvalidParameterError", "load_model", "register_layer", "saving",
+    "regularizers",
 ]

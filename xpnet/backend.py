@@ -41,7 +41,7 @@ from ._backend_random import DeviceRNG, host_rng
 __all__ = [
     "BACKENDS", "ENV_VAR", "FLOATX_VAR", "BackendUnavailableError", "BackendMismatchError",
     "Backend", "load", "get_backend", "set_backend", "use_backend", "current", "get_namespace",
-    "get_floatx", "set_floatx", "native_sigmoid", "asarray", "backend_of",
+    "get_floatx", "set_floatx", "native_sigmoid", "asarray", "backend_of", "name_of",
     # from the modules below: arrays, host data, random numbers
     "library_of", "is_array", "to_numpy", "host_asarray", "host_cast", "host_full",
     "quiet_invalid",
@@ -288,3 +288,8 @@ def backend_of(x) -> Backend:
     if device is None:  # a JAX tracer: on the backend's device
         return b
     return b if device == b.device else replace(b, device=device)
+
+
+def name_of(xp) -> str | None:
+    """The name of the loaded backend whose namespace is ``xp``, or None."""
+    return next((name for name, b in _cache.items() if b.xp is xp), None)

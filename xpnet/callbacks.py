@@ -1,4 +1,5 @@
-"""Callbacks for :meth:`xpnet.Sequential.fit`: EarlyStopping, ModelCheckpoint, TerminateOnNaN.
+"""Callbacks for :meth:`xpnet.Sequential.fit`: EarlyStopping, ModelCheckpoint, TerminateOnNaN,
+CSVLogger and LambdaCallback.
 
 A callback sees the model and the per-epoch ``logs`` (host floats, read once per epoch).
 Set ``model.stop_training = True`` to stop after the current epoch.
@@ -11,7 +12,8 @@ import string
 
 from .io import refuse_other_format
 
-__all__ = ["Callback", "CallbackList", "EarlyStopping", "ModelCheckpoint", "TerminateOnNaN"]
+__all__ = ["Callback", "CallbackList", "EarlyStopping", "ModelCheckpoint", "TerminateOnNaN",
+           "CSVLogger", "LambdaCallback"]
 
 
 class Callback:
@@ -239,3 +241,7 @@ class TerminateOnNaN(Callback):
         value = (logs or {}).get("loss")
         if value is not None and not math.isfinite(value):
             self.model.stop_training = True
+
+
+# Keras' CSVLogger and LambdaCallback (they subclass Callback, so they come last)
+from .callbacks_keras import CSVLogger, LambdaCallback  # noqa: E402

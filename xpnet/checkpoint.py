@@ -11,6 +11,7 @@ import math
 
 from . import backend as B
 from . import io as _io
+from .distributed import is_main_process
 
 __all__ = ["Weights", "save", "load", "kept_arrays", "restore_arrays"]
 
@@ -92,6 +93,14 @@ class Weights:
         for resuming."""
         save(self, path, epoch=epoch)
 
+    def save(self, path) -> None:
+        """Write the whole model -- architecture (JSON), weights, state, optimizer state --
+        to one file (``"model.xpnet"``); :func:`xpnet.load_model` reads it back on any
+        backend. See :mod:`xpnet.saving`."""
+        from .saving import save_model
+
+        save_model(self, path)
+
     def load_weights(self, path) -> dict:
         """Load a file from :meth:`save_weights` or a checkpoint; return its header.
 
@@ -158,15 +167,21 @@ def _weight_arrays(model):
     return arrays, {"layers": layers, "input_shape": list(model.input_shape)}
 
 
-def save(model, path, epoch=None) -> None:
+def save(model, path, epoch=None, with_optimizer=None, extra=None) -> None:
     """Write ``model``'s parameters and state to ``path``; with ``epoch``, a checkpoint that
-    also holds the optimizer state."""
+    also holds the optimizer state (``with_optimizer`` says so otherwise); ``extra`` goes
+    into the header (a whole model's architecture). In a data-parallel run
+    (:mod:`xpnet.distributed`) only rank 0 writes: the other ranks hold the same arrays."""
     path = _io.save_path(path)  # refused before the model is built or anything is written
     if epoch is not None:
         epoch = _io.checked_count(epoch, "epoch")
+    if not is_main_process():  # refused alike on every rank, written once
+        return
     arrays, header = _weight_arrays(model)
+    header.update(extra or {})
     if epoch is not None:
         header["epoch"] = epoch
+    if epoch is not None if with_optimizer is None else with_optimizer:
         if model.opt_state is not None:
             header["optimizer"] = {"class": type(model.optimizer).__name__,
                                    "step": int(model.opt_state["step"])}

@@ -126,6 +126,7 @@ class CompiledSteps:
             model.set_params(params)
             y_pred = _infer(model, x)
             loss = model.loss.value(y_pred, y)
+            loss = loss + model.regularization_loss() if model._penalized else loss
             sums = [m.batch_sum(y_pred, y) for m in model.metrics]
         return loss, sums
 

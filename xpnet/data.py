@@ -32,6 +32,10 @@ def as_data(x, backend, name="x"):
                 raise
             raise TypeError(f"{name}: {exc}") from None
     lib = B.library_of(x)
+    if lib == "dask":
+        raise TypeError(
+            f"{name} is a Dask array: predict and evaluate take Dask arrays (block by block); "
+            f"here the data must be in memory: {name}.compute(), or a NumPy array")
     if lib is not None and lib != "numpy":
         raise B.BackendMismatchError(
             f"{name} is a {lib} array, but the model runs on {backend.name!r}: convert it "
@@ -193,7 +197,7 @@ def first_product_check(layers, x, backend, dtype=None, name="x"):
         for layer in before:
             h = layer.forward(h, False)
         with B.quiet_invalid(backend):  # inf in x: the ValueError says it, not a warning
-            z = first.preactivation(h)
+            z = first.preactivation(h, False)
             if not xp.isfinite(xp.sum(z)):  # NaN and inf propagate through a sum
                 _check_rows(x, plan, name, i, j)
         h = first.activate(z, False)

@@ -23,6 +23,9 @@ def plan(model) -> int:
     for i, layer in enumerate(model.layers):
         layer.need_input_grad = i > first
     model._backward_layers = model._train_layers[first:][::-1]
+    # Keras counts the penalties of trainable layers only
+    model._penalized = [l for l in model.layers
+                        if id(l) not in frozen and getattr(l, "regularized", False)]
     return len(model._train_bindings)
 
 

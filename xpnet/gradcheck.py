@@ -103,7 +103,7 @@ def check_model(model, x, y, h=1e-4) -> dict:
         for layer in model.layers:
             _reset_rng(layer)
         model.set_params({**params, key: probe})
-        return model.loss.value(model.forward(x, training=True), y)
+        return model.loss.value(model.forward(x, training=True), y) + model.regularization_loss()
 
     errors = {}
     try:

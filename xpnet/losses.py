@@ -24,7 +24,8 @@ from .layers.affine import Dense, output_activation
 from .layers.softmax_loss import fused_gradient
 
 __all__ = ["Loss", "MeanSquaredError", "CategoricalCrossentropy", "SparseCategoricalCrossentropy",
-           "BinaryCrossentropy", "output_activation", "get_loss", "LOSSES"]
+           "BinaryCrossentropy", "MeanAbsoluteError", "Huber", "Hinge", "KLDivergence", "LogCosh",
+           "FunctionLoss", "output_activation", "get_loss", "LOSSES"]
 
 EPSILON = F.EPSILON  # the one 1e-7 guard: probabilities are clipped to [EPSILON, 1 - EPSILON]
 ROW_SUM_TOL = 1e-3  # how far from 1 a probability row of categorical targets may sum
@@ -298,5 +299,18 @@ LOSSES = {
 
 
 def get_loss(spec) -> Loss:
-    """A loss from a name (see ``LOSSES``), a Loss instance or a Loss class."""
+    """A loss from a name (see ``LOSSES``), a Loss instance or a Loss class. A plain
+    function is refused with the fix: :class:`~xpnet.losses_keras.FunctionLoss` with its
+    gradient (xpnet has no automatic differentiation)."""
+    if callable(spec) and not isinstance(spec, (type, Loss)):
+        raise TypeError(
+            f"loss {getattr(spec, '__name__', spec)!r} is a plain function; xpnet needs its "
+            "gradient too: loss=xn.losses.FunctionLoss(fn, grad=...)")
     return resolve(spec, LOSSES, Loss, "loss")
+
+
+# Keras' other losses live in losses_keras.py (it imports Loss from here, so this comes last)
+from .losses_keras import (KERAS_LOSSES, FunctionLoss, Hinge, Huber,  # noqa: E402
+                           KLDivergence, LogCosh, MeanAbsoluteError)
+
+LOSSES.update(KERAS_LOSSES)

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import math
 
-from array_api_compat import array_namespace
+from array_api_compat import array_namespace, device
 
 __all__ = ["Metric", "SparseCategoricalAccuracy", "CategoricalAccuracy", "BinaryAccuracy",
-           "MeanAbsoluteError", "MeanSquaredError", "get_metric", "METRICS"]
+           "MeanAbsoluteError", "MeanSquaredError", "TopKCategoricalAccuracy",
+           "SparseTopKCategoricalAccuracy", "get_metric", "METRICS"]
 
 
 class Metric:
@@ -125,7 +126,50 @@ class MeanSquaredError(Metric):
         return _per_sample_mean(xp, d * d)
 
 
-METRICS = ("accuracy", "acc", "mae", "mean_absolute_error", "mse", "mean_squared_error")
+class SparseTopKCategoricalAccuracy(Metric):
+    """Share of rows whose integer label is among the ``k`` highest scores (Keras' default
+    ``k=5``). Ties at the boundary count as in: a label is in the top ``k`` when fewer than
+    ``k`` scores are strictly greater than its own (TensorFlow's ``in_top_k``)."""
+
+    name = "sparse_top_k_categorical_accuracy"
+
+    def __init__(self, k=5):
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise ValueError(f"{type(self).__name__}(k) must be an int >= 1, got {k!r}")
+        self.k = k
+
+    def _labels(self, xp, y_pred, t):
+        if t.ndim == y_pred.ndim and t.shape[-1] == 1:
+            t = xp.reshape(t, t.shape[:-1])
+        if tuple(t.shape) != tuple(y_pred.shape[:-1]):
+            raise ValueError(f"{type(self).__name__} takes integer labels of shape (n,) or "
+                             f"(n, 1), got {tuple(t.shape)} for predictions {tuple(y_pred.shape)}")
+        return xp.astype(t, xp.int64)
+
+    def batch_sum(self, y_pred, t):
+        xp = array_namespace(y_pred)
+        t = self._labels(xp, y_pred, t)
+        classes = xp.arange(y_pred.shape[-1], dtype=xp.int64, device=device(y_pred))
+        one_hot = xp.astype(classes == xp.expand_dims(t, axis=-1), y_pred.dtype)
+        own = xp.sum(one_hot * y_pred, axis=-1, keepdims=True)  # each row's label's score
+        above = xp.sum(xp.astype(y_pred > own, xp.int64), axis=-1)
+        return xp.sum(xp.astype(above < self.k, y_pred.dtype))
+
+
+class TopKCategoricalAccuracy(SparseTopKCategoricalAccuracy):
+    """:class:`SparseTopKCategoricalAccuracy` for one-hot targets (the label is the arg-max)."""
+
+    name = "top_k_categorical_accuracy"
+
+    def _labels(self, xp, y_pred, t):
+        if t.shape != y_pred.shape:
+            raise ValueError(f"TopKCategoricalAccuracy takes one-hot targets of the predictions' "
+                             f"shape {tuple(y_pred.shape)}, got {tuple(t.shape)}")
+        return xp.argmax(t, axis=-1)
+
+
+METRICS = ("accuracy", "acc", "mae", "mean_absolute_error", "mse", "mean_squared_error",
+           "top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy")
 
 
 def get_metric(spec, loss=None, output_units=None) -> Metric:
@@ -151,4 +195,8 @@ def get_metric(spec, loss=None, output_units=None) -> Metric:
         return MeanAbsoluteError()
     if key in ("mse", "mean_squared_error"):
         return MeanSquaredError()
+    if key == "top_k_categorical_accuracy":
+        return TopKCategoricalAccuracy()
+    if key == "sparse_top_k_categorical_accuracy":
+        return SparseTopKCategoricalAccuracy()
     raise ValueError(f"unknown metric {spec!r}; valid names are: {', '.join(METRICS)}")

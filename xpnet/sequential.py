@@ -11,14 +11,17 @@
 from __future__ import annotations
 
 import re
+import threading
 
 from . import backend as B
 from . import data as D
 from . import checkpoint as C
 from . import compiled as _compiled
 from . import freezing as _freezing
+from . import _dask
+from . import _pickling
 from ._validate import check_seed
-from .training import run_evaluate, run_fit
+from .training import claim, run_evaluate, run_fit
 from .layers.base import Layer
 from .losses import get_loss
 from .metrics import get_metric
@@ -62,8 +65,15 @@ class Sequential(C.Weights, Summary):
         self.opt_state = None
         self.stop_training = False
         self.stop_reason = None
+        self._lock = threading.RLock()  # held by the thread that trains (training.guard)
         for layer in layers or []:
             self.add(layer)
+
+    def __getstate__(self):
+        return _pickling.model_state(self)
+
+    def __setstate__(self, state):
+        _pickling.restore_model(self, state)
 
     # -- structure ----------------------------------------------------------------------
     def add(self, layer: Layer) -> None:
@@ -137,8 +147,11 @@ class Sequential(C.Weights, Summary):
         """Build the model if it is not built: for ``x``'s per-sample shape, unless the
         first layer declares its ``input_shape``."""
         if not self.built:
-            self._require_layers("run")
-            self.build(None if x is None or self.layers[0].input_shape else tuple(x.shape[1:]))
+            with self._lock:  # threads predicting with a new model build it once
+                if not self.built:
+                    self._require_layers("run")
+                    self.build(None if x is None or self.layers[0].input_shape
+                               else tuple(x.shape[1:]))
 
     def plan_training(self) -> int:
         """Read each layer's ``trainable`` flag (once per ``fit``, not per batch); return
@@ -230,7 +243,15 @@ class Sequential(C.Weights, Summary):
             loss, dout = self.loss.value_and_grad(y_pred, y)
         for layer in layers:
             dout = layer.backward(dout)
-        return loss
+        return loss + self.regularization_loss() if self._penalized else loss
+
+    def regularization_loss(self):
+        """The sum of the trainable layers' regularizer penalties (``kernel_regularizer``
+        ...), part of the loss ``fit`` and ``evaluate`` report; 0.0 without any."""
+        total = 0.0
+        for layer in self._penalized:
+            total = total + layer.penalty()
+        return total
 
     def __call__(self, x, training=False):
         """A direct forward pass on one batch (NumPy data is moved to the backend).
@@ -269,9 +290,13 @@ class Sequential(C.Weights, Summary):
         before the loop). ``check_finite=False`` skips that, for data known to be clean.
         ``verbose`` is accepted for code written for Keras; predict shows no progress.
         An unbuilt model without a declared input shape is built from ``x``.
+        A Dask array gives a lazy Dask array: one in-memory predict per block of rows, on
+        whatever scheduler Dask uses (threads, or a ``dask.distributed`` cluster).
         """
         batch_size = D.check_batch_size(batch_size)
         self._require_layers("predict")
+        if _dask.is_dask_array(x):
+            return _dask.predict(self, x, batch_size, check_finite)
         x = D.as_data(x, self.backend if self.built else B.current())
         D.check_xy(x, None)
         self.check_input(x)
@@ -294,23 +319,36 @@ class Sequential(C.Weights, Summary):
             yield fast(h, i, j) if fast else self.forward(h, False)
 
     def fit(self, x, y, epochs=1, batch_size=32, validation_data=None, validation_split=0.0,
-            shuffle=True, callbacks=None, verbose=1, seed=None, initial_epoch=0):
+            shuffle=True, callbacks=None, verbose=1, seed=None, initial_epoch=0,
+            distributed=None):
         """Train for ``epochs`` passes over ``(x, y)``; return a :class:`History`.
 
-        See :func:`xpnet.training.run_fit` for the details of each argument.
+        See :func:`xpnet.training.run_fit` for the details of each argument;
+        ``distributed=xn.distributed.auto()`` trains data-parallel (:mod:`xpnet.distributed`).
         """
         self._require_compiled("fit")
         self._require_layers("fit")
-        return run_fit(self, x, y, epochs=epochs, batch_size=batch_size,
-                       validation_data=validation_data, validation_split=validation_split,
-                       shuffle=shuffle, callbacks=callbacks, verbose=verbose, seed=seed,
-                       initial_epoch=initial_epoch)
+        lock = claim(self, "fit")  # one training thread per model
+        try:
+            return run_fit(self, x, y, epochs=epochs, batch_size=batch_size,
+                           validation_data=validation_data, validation_split=validation_split,
+                           shuffle=shuffle, callbacks=callbacks, verbose=verbose, seed=seed,
+                           initial_epoch=initial_epoch, distributed=distributed)
+        finally:
+            lock.release()
 
     def evaluate(self, x, y, batch_size=32, verbose=1, return_dict=False):
-        """Loss then metrics over ``(x, y)``, in the order given to ``compile`` (as Keras)."""
+        """Loss then metrics over ``(x, y)``, in the order given to ``compile`` (as Keras).
+
+        Dask arrays are evaluated block by block where Dask runs them, and the sums added
+        up there: only the numbers come back.
+        """
         self._require_compiled("evaluate")
         self._require_layers("evaluate")
-        logs = run_evaluate(self, x, y, batch_size=batch_size, verbose=verbose)
+        if _dask.is_dask_array(x):
+            logs = _dask.evaluate(self, x, y, D.check_batch_size(batch_size))
+        else:
+            logs = run_evaluate(self, x, y, batch_size=batch_size, verbose=verbose)
         if return_dict:
             return logs
         values = list(logs.values())

@@ -4,8 +4,9 @@
 :func:`train_step`, a pure function of (parameters, optimizer state, batch): it reads
 nothing global and writes nothing but its return values (and the layers' scratch space),
 so it can be mapped over devices. A data-parallel trainer calls :func:`forward_backward`
-on each shard, all-reduces (averages) the ``grads`` dicts, and calls
-``optimizer.apply(params, grads, opt_state)`` everywhere.
+on each shard, all-reduces the ``grads`` dicts (each weighted by its shard's share of the
+batch), and calls ``optimizer.apply(params, grads, opt_state)`` everywhere: that is what
+``fit(distributed=...)`` does (:mod:`xpnet._distributed_fit`).
 
 Host reads are few and deliberate: the step never reads a value back (the loss is a 0-d
 array on the device); the per-batch losses and metric sums are read when the progress bar
@@ -23,18 +24,21 @@ from . import backend as B
 from . import compiled as _compiled
 from . import data as D
 from . import _validate as V
+from . import _distributed_fit as _dp
 from ._validate import check_seed
 from .callbacks import CallbackList
 from .history import History
 from .layers.regularization import Dropout
 
-__all__ = ["run_fit", "run_evaluate", "train_step", "forward_backward"]
+__all__ = ["run_fit", "run_evaluate", "train_step", "forward_backward", "claim",
+           "ModelInUseError"]
 
 _BAR_UPDATES = 10
 
 
 def run_fit(model, x, y, *, epochs=1, batch_size=32, validation_data=None, validation_split=0.0,
-            shuffle=True, callbacks=None, verbose=1, seed=None, initial_epoch=0):
+            shuffle=True, callbacks=None, verbose=1, seed=None, initial_epoch=0,
+            distributed=None):
     """Train ``model`` with mini-batches; return a :class:`~xpnet.history.History`.
 
     ``x``/``y``: NumPy arrays (moved a batch at a time) or arrays of the active backend.
@@ -47,10 +51,14 @@ def run_fit(model, x, y, *, epochs=1, batch_size=32, validation_data=None, valid
     ``callbacks`` is a list of :class:`~xpnet.callbacks.Callback` (or one of them). Each
     callback's ``on_train_end`` runs on every exit path, even when another one raises.
     The layers' ``trainable`` flags are read here, once: frozen layers are not updated.
+    ``distributed`` (a communicator of :mod:`xpnet.distributed`, None for one process)
+    trains data-parallel, ``batch_size`` being the global batch.
     """
     seed = check_seed(seed, "fit(seed)")
     batch_size = D.check_batch_size(batch_size)
     epochs, initial_epoch = _check_fit_args(epochs, validation_split, initial_epoch, verbose)
+    dp = _dp.plan(distributed, model)  # data-parallel: None on one process
+    verbose = verbose if dp is None else dp.verbose(verbose)
     x, y, y_dtype = _prepare(model, x, y)
     x, y, val = _split_validation(model, x, y, validation_data, validation_split)
     callbacks = CallbackList(callbacks)
@@ -63,6 +71,9 @@ def run_fit(model, x, y, *, epochs=1, batch_size=32, validation_data=None, valid
     base_seed = seed if seed is not None else model.seed
     if base_seed is None:
         base_seed = int(B.host_rng(None).integers(2**31))
+    if dp is not None:  # the ranks agree, and start from rank 0's arrays and seed
+        base_seed = dp.start(base_seed, x, y, batch_size, epochs, initial_epoch, shuffle)
+    train_epoch = _train_epoch if dp is None else dp.train_epoch
     history = model.history = History({"epochs": epochs, "batch_size": batch_size, "steps": len(slices),
                                        "samples": slices[-1][1], "backend": model.backend.name})
     log_keys = ["loss", *model.metric_names]
@@ -76,7 +87,7 @@ def run_fit(model, x, y, *, epochs=1, batch_size=32, validation_data=None, valid
             callbacks.on_epoch_begin(epoch)
             order = _seed_epoch(model, x, base_seed, epoch, shuffle)
             bar = _progress(len(slices), f"Epoch {epoch + 1}/{epochs}", verbose)
-            logs = _train_epoch(model, x, y, y_dtype, slices, order, bar, epoch)
+            logs = train_epoch(model, x, y, y_dtype, slices, order, bar, epoch)
             nonfinite = not math.isfinite(logs["loss"])
             if nonfinite:  # the epoch has warned and stopped training
                 history.record(epoch, {k: logs.get(k, math.nan) for k in log_keys})
@@ -198,6 +209,29 @@ def train_step(model, optimizer, params: dict, opt_state: dict, x, y):
     return params, opt_state, loss, y_pred
 
 
+class ModelInUseError(RuntimeError):
+    """A model is being trained by another thread (its layers hold that thread's batch)."""
+
+
+def claim(model, what: str):
+    """Hold ``model`` for training in this thread; raise :class:`ModelInUseError` if another
+    thread holds it. Returns the lock to release (re-entrant: ``fit`` holds it, and each
+    step claims it again).
+
+    A training pass keeps each layer's batch in the layer for ``backward``, so two threads
+    training one model would mix their batches into wrong gradients. Inference keeps
+    nothing: any number of threads may ``predict`` with one model, but train one model
+    per thread (``copy.deepcopy(model)`` or ``pickle``).
+    """
+    lock = model._lock
+    if not lock.acquire(blocking=False):
+        raise ModelInUseError(
+            f"{what}: model {model.name!r} is being trained by another thread; a model trains "
+            "in one thread at a time (predict and evaluate may share it): give each thread "
+            "its own copy (copy.deepcopy(model))")
+    return lock
+
+
 def forward_backward(model, params: dict, x, y):
     """Loss, predictions and gradients of ``model`` with ``params`` on one batch.
 
@@ -211,6 +245,8 @@ def forward_backward(model, params: dict, x, y):
     x, y : arrays of the model's backend
         One batch of inputs and targets.
 
+    Raises :class:`ModelInUseError` while another thread trains ``model`` (:func:`claim`).
+
     Returns
     -------
     loss : 0-d array
@@ -220,10 +256,14 @@ def forward_backward(model, params: dict, x, y):
     grads : dict
         ``{"<layer>/<name>": d loss / d param}`` for the trainable parameters.
     """
-    model.set_params(params)
-    y_pred = model.forward(x, training=True)
-    loss = model.backward_from_loss(y_pred, y)
-    return loss, y_pred, model.get_grads()
+    lock = claim(model, "forward_backward")
+    try:
+        model.set_params(params)
+        y_pred = model.forward(x, training=True)
+        loss = model.backward_from_loss(y_pred, y)
+        return loss, y_pred, model.get_grads()
+    finally:
+        lock.release()
 
 
 def run_evaluate(model, x, y, batch_size=32, verbose=1):
@@ -247,6 +287,7 @@ def _evaluate(model, x, y, y_dtype, batch_size, verbose=0):
         else:
             y_pred = model.forward(xb, training=False)
             loss, sums = model.loss.value(y_pred, yb), [m.batch_sum(y_pred, yb) for m in model.metrics]
+            loss = loss + model.regularization_loss() if model._penalized else loss
         losses.append(loss)
         for parts, value in zip(metric_parts, sums):
             parts.append(value)

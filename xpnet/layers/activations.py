@@ -1,11 +1,13 @@
 """Activation layers: Relu, Sigmoid, Tanh, Softmax, Linear (the book, chapter 5).
 
-Each keeps what its backward needs from the forward pass: its output (Relu takes its
-mask ``out > 0`` from it).
+In training each keeps what its backward needs from the forward pass: its output (Relu
+takes its mask ``out > 0`` from it). In inference (``training=False``) nothing is kept, so
+a model can predict from several threads at once and pickles without its last batch.
 """
 from __future__ import annotations
 
 from .. import functions as F
+from .activations_keras import KERAS_ACTIVATIONS
 from .base import Layer
 from .._registry import resolve
 
@@ -21,9 +23,13 @@ class Relu(Layer):
     from the output (``out > 0`` is the same mask), so inference never computes it.
     """
 
+    scratch = ("out",)
+
     def forward(self, x, training=True):
-        self.out = F.relu(x, xp=self._ns(x))
-        return self.out
+        out = F.relu(x, xp=self._ns(x))
+        if training:
+            self.out = out
+        return out
 
     def backward(self, dout):
         grad = self.xp.astype(self.out > 0, dout.dtype)
@@ -35,17 +41,23 @@ class _KeepsOutput(Layer):
     """An activation ``function(x, xp=..., overwrite_x=...)`` that keeps its output for
     ``backward``; ``forward_owned`` lets the function compute in ``x``'s memory."""
 
+    scratch = ("out",)
+
     function = None  # staticmethod(F.<name>) in each subclass
 
     def forward(self, x, training=True):
-        self.out = self.function(x, xp=self._ns(x))
-        return self.out
+        out = self.function(x, xp=self._ns(x))
+        if training:
+            self.out = out
+        return out
 
     def forward_owned(self, x, training=True):
         if type(self).forward is not _KeepsOutput.forward:  # a subclass's own forward wins
             return self.forward(x, training)
-        self.out = self.function(x, xp=self._ns(x), overwrite_x=True)
-        return self.out
+        out = self.function(x, xp=self._ns(x), overwrite_x=True)
+        if training:
+            self.out = out
+        return out
 
 
 class Sigmoid(_KeepsOutput):
@@ -62,9 +74,13 @@ class Sigmoid(_KeepsOutput):
 class Tanh(Layer):
     """``tanh(x)``; backward ``dout * (1 - y**2)``."""
 
+    scratch = ("out",)
+
     def forward(self, x, training=True):
-        self.out = self._ns(x).tanh(x)
-        return self.out
+        out = self._ns(x).tanh(x)
+        if training:
+            self.out = out
+        return out
 
     def backward(self, dout):
         y = self.out
@@ -104,12 +120,14 @@ ACTIVATIONS = {
     "softmax": Softmax,
     "linear": Linear,
     "identity": Linear,
+    **KERAS_ACTIVATIONS,
 }
 
 
 def get_activation(spec) -> Layer:
-    """An activation layer from a name ("relu", "sigmoid", "tanh", "softmax", "linear"),
-    ``None`` (linear), a Layer instance or a Layer class."""
+    """An activation layer from a name ("relu", "sigmoid", "tanh", "softmax", "linear",
+    and Keras' "leaky_relu", "elu", "gelu", "softplus", "swish"/"silu"), ``None``
+    (linear), a Layer instance or a Layer class."""
     if spec is None:
         return Linear()
     return resolve(spec, ACTIVATIONS, Layer, "activation")

@@ -15,6 +15,7 @@ from array_api_compat import array_namespace, device
 from .. import _validate as V
 from .. import backend as B
 from ..initializers import initialize
+from ..regularizers import get_regularizer
 from .activations import Linear, Relu, Sigmoid, Softmax, Tanh, get_activation
 from .base import Layer
 
@@ -27,6 +28,8 @@ class Affine(Layer):
     Backward: ``dx = dout @ W.T``, ``dW = x.T @ dout``, ``db = sum(dout, axis=0)``.
     ``dx`` is skipped when ``need_input_grad`` is False (the first layer of a network).
     """
+
+    scratch = ("x", "x_shape")
 
     def __init__(self, W=None, b=None, name=None, input_shape=None, input_dim=None):
         super().__init__(name=name, input_shape=input_shape, input_dim=input_dim)
@@ -47,14 +50,16 @@ class Affine(Layer):
     def compute_output_shape(self, input_shape):
         return (self.params["W"].shape[1],)
 
-    def preactivation(self, x):
-        """``x @ W + b`` (inputs flattened per row), kept for ``backward``: the first half
-        of ``forward``."""
+    def preactivation(self, x, training=True):
+        """``x @ W + b`` (inputs flattened per row): the first half of ``forward``. In
+        training the input is kept for ``backward``; in inference nothing is kept."""
         xp = self._ns(x)
-        self.x_shape = x.shape
+        if training:
+            self.x_shape = x.shape
         if x.ndim != 2:
             x = xp.reshape(x, (x.shape[0], -1))
-        self.x = x
+        if training:
+            self.x = x
         out = x @ self.params["W"]
         b = self.params.get("b")
         if b is not None:
@@ -80,7 +85,7 @@ class Affine(Layer):
         return z
 
     def forward(self, x, training=True):
-        return self.activate(self.preactivation(x), training)
+        return self.activate(self.preactivation(x, training), training)
 
     def backward(self, dout):
         return self.backward_preactivation(dout)
@@ -97,10 +102,13 @@ class Dense(Affine):
         "relu", "sigmoid", "tanh", "softmax", "linear" (``None``), or a layer.
     input_dim, input_shape : optional
         The per-sample input size, for the first layer of a model.
-    kernel_initializer : float or str
-        See :mod:`xpnet.initializers`; default "glorot_uniform" as in Keras.
+    kernel_initializer, bias_initializer : float, str or callable
+        See :mod:`xpnet.initializers`; defaults "glorot_uniform" and "zeros" as in Keras.
     use_bias : bool
-        Add a bias ``b`` (initialised to zeros).
+        Add a bias ``b``.
+    kernel_regularizer, bias_regularizer : Regularizer or str, optional
+        A penalty on ``W`` / ``b`` added to the loss (:mod:`xpnet.regularizers`: "l1",
+        "l2", ``L2(0.001)`` ...), its gradient added in ``backward``.
 
     Notes
     -----
@@ -112,12 +120,16 @@ class Dense(Affine):
     """
 
     def __init__(self, units, activation=None, input_dim=None, input_shape=None,
-                 kernel_initializer="glorot_uniform", use_bias=True, name=None):
+                 kernel_initializer="glorot_uniform", use_bias=True, name=None,
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None):
         units = V.positive_int(units, "Dense(units)")
         super().__init__(name=name, input_shape=input_shape, input_dim=input_dim)
         self.units = units
         self.activation = get_activation(activation)
         self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+        self.kernel_regularizer = get_regularizer(kernel_regularizer)
+        self.bias_regularizer = get_regularizer(bias_regularizer)
         self.use_bias = bool(use_bias)
 
     def build(self, input_shape, *, xp, device=None, dtype=None, rng=None):
@@ -127,7 +139,8 @@ class Dense(Affine):
         W = initialize(self.kernel_initializer, (fan_in, self.units), rng, dtype)
         self.params["W"] = xp.asarray(W, device=device)
         if self.use_bias:
-            self.params["b"] = xp.zeros((self.units,), dtype=getattr(xp, dtype), device=device)
+            b = initialize(self.bias_initializer, (self.units,), rng, dtype)
+            self.params["b"] = xp.asarray(b, device=device)
         self.activation.xp = xp
         return super().build(input_shape, xp=xp)
 
@@ -139,7 +152,7 @@ class Dense(Affine):
             xp = self._ns(x)
             dtype = next((n for n in ("float64", "float32") if x.dtype == getattr(xp, n)), None)
             self.build(tuple(x.shape[1:]), xp=xp, device=device(x), dtype=dtype)
-        return self.activate(self.preactivation(x), training)
+        return self.activate(self.preactivation(x, training), training)
 
     def activate(self, z, training):
         # z = x @ W + b was made by this call and is not kept: the activation may use it
@@ -147,6 +160,26 @@ class Dense(Affine):
 
     def backward(self, dout):
         return self.backward_preactivation(self.activation.backward(dout))
+
+    @property
+    def regularized(self) -> bool:
+        return self.kernel_regularizer is not None or self.bias_regularizer is not None
+
+    def backward_preactivation(self, dout):
+        dx = super().backward_preactivation(dout)
+        if self.kernel_regularizer is not None or self.bias_regularizer is not None:
+            for name, reg in (("W", self.kernel_regularizer), ("b", self.bias_regularizer)):
+                if reg is not None and name in self.params:
+                    self.grads[name] = self.grads[name] + reg.gradient(self.params[name])
+        return dx
+
+    def penalty(self):
+        """The regularizers' penalty on this layer's parameters (0-d array, or 0.0)."""
+        total = 0.0
+        for name, reg in (("W", self.kernel_regularizer), ("b", self.bias_regularizer)):
+            if reg is not None and name in self.params:
+                total = total + reg.penalty(self.params[name])
+        return total
 
     def get_config(self):
         act = type(self.activation).__name__.lower()
@@ -185,13 +218,15 @@ def output_activation(layer):
 class Flatten(Layer):
     """Flatten each sample: ``(batch, d1, d2, ...) -> (batch, d1*d2*...)``."""
 
+    scratch = ("x_shape",)
+
     def compute_output_shape(self, input_shape):
         return (math.prod(int(d) for d in input_shape),)
 
     def forward(self, x, training=True):
-        self.x_shape = x.shape
-        xp = self._ns(x)
-        return xp.reshape(x, (x.shape[0], -1))
+        if training:
+            self.x_shape = x.shape
+        return self._ns(x).reshape(x, (x.shape[0], -1))
 
     def backward(self, dout):
         return self.xp.reshape(dout, self.x_shape)

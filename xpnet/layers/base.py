@@ -14,6 +14,9 @@ to the input, leaving the gradients of the layer's parameters in ``grads``.
   running statistics stay too). Read at the start of each ``fit``.
 - ``xp``: the array namespace, bound when the layer is built (or from the first input
   when a layer is used on its own).
+- ``scratch``: the names of what a training ``forward`` keeps for ``backward``; a forward
+  with ``training=False`` keeps nothing. Plain :mod:`pickle` leaves scratch and gradients
+  out and carries the arrays as NumPy (:mod:`xpnet._pickling`).
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import math
 
 from array_api_compat import array_namespace
 
+from .. import _pickling
 from .. import _validate as V
 
 __all__ = ["Layer"]
@@ -29,6 +33,8 @@ __all__ = ["Layer"]
 class Layer:
     """Base class: override ``forward``, ``backward`` and, for layers with parameters,
     ``build`` and ``compute_output_shape``."""
+
+    scratch: tuple = ()  # attributes a training forward keeps for backward
 
     def __init__(self, name: str | None = None, input_shape=None, input_dim: int | None = None):
         who = type(self).__name__
@@ -84,6 +90,12 @@ class Layer:
     def count_params(self) -> int:
         """Number of trainable scalars."""
         return sum(math.prod(p.shape) for p in self.params.values())
+
+    def __getstate__(self):
+        return _pickling.layer_state(self)
+
+    def __setstate__(self, state):
+        _pickling.restore_layer(self, state)
 
     def get_config(self) -> dict:
         return {"name": self.name}

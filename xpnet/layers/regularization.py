@@ -21,6 +21,8 @@ class Dropout(Layer):
     [0, 2**64), or None: drawn from the model's generator when the layer is built in a model).
     """
 
+    scratch = ("mask",)
+
     def __init__(self, rate=0.5, seed=None, name=None, input_shape=None):
         super().__init__(name=name, input_shape=input_shape)
         self.rate = V.in_range(rate, "Dropout(rate)", 0.0, 1.0, hi_open=True)
@@ -42,7 +44,9 @@ class Dropout(Layer):
         return self.rng
 
     def forward(self, x, training=True):
-        if not training or self.rate == 0.0:
+        if not training:
+            return x  # nothing kept: backward is for training passes
+        if self.rate == 0.0:
             self.mask = None
             return x
         xp = self._ns(x)
@@ -82,6 +86,7 @@ class BatchNormalization(Layer):
     """
 
     _warned_one_row = False  # set on the instance by the first warning
+    scratch = ("xc", "xn", "std", "x_shape")
 
     def __init__(self, momentum=0.9, epsilon=1e-5, moving_variance_initializer="ones",
                  name=None, input_shape=None):
@@ -115,7 +120,7 @@ class BatchNormalization(Layer):
     def forward(self, x, training=True):
         xp = self._ns(x)
         self._ensure_params(x, xp)
-        self.x_shape = x.shape
+        x_shape = x.shape
         if x.ndim != 2:
             x = xp.reshape(x, (x.shape[0], -1))
         gamma, beta = self.params["gamma"], self.params["beta"]
@@ -127,14 +132,14 @@ class BatchNormalization(Layer):
             var = xp.mean(xc * xc, axis=0)
             std = xp.sqrt(var + self.epsilon)
             xn = xc / std
-            self.xc, self.xn, self.std = xc, xn, std
+            self.xc, self.xn, self.std, self.x_shape = xc, xn, std, x_shape
             m = self.momentum
             self.state["running_mean"] = m * self.state["running_mean"] + (1 - m) * mu
             self.state["running_var"] = m * self.state["running_var"] + (1 - m) * var
         else:
             xn = (x - self.state["running_mean"]) / xp.sqrt(self.state["running_var"] + self.epsilon)
         out = gamma * xn + beta
-        return out if len(self.x_shape) == 2 else xp.reshape(out, self.x_shape)
+        return out if len(x_shape) == 2 else xp.reshape(out, x_shape)
 
     def _warn_one_row(self):
         self._warned_one_row = True

@@ -29,6 +29,8 @@ class SoftmaxWithLoss(Layer):
     a training step); the book's networks check them as they come in.
     """
 
+    scratch = ("t", "y")
+
     def forward(self, x, t, training=True):
         xp = self._ns(x)
         if x.ndim == 1:

@@ -207,9 +207,11 @@ class TwoLayerNet(_BookNet):
     def loss(self, x, t):
         """Mean cross-entropy of ``softmax(predict(x))`` against ``t`` (one-hot or labels).
 
-        Returns a 0-d array of the backend (no host sync).
+        Returns a 0-d array of the backend (no host sync). The forward pass runs in
+        training mode: the layers keep what :meth:`gradient`'s backward needs.
         """
-        return self.last_layer.forward(self.predict(x), self._as_target(t))
+        scores = self._forward(x, training=True)
+        return self.last_layer.forward(scores, self._as_target(t))
 
     def _train_loss(self, x, t):
         return self.loss(x, t)

@@ -1,0 +1,174 @@
+"""The data-parallel side of ``fit`` (:mod:`xpnet.distributed` says what it does).
+
+:func:`plan` gives ``run_fit`` a :class:`DataParallel` (None on one process), which
+checks that the ranks agree and broadcasts rank 0's arrays when training starts
+(:meth:`~DataParallel.start`), then runs each epoch (:meth:`~DataParallel.train_epoch`):
+per batch, :func:`xpnet.training.forward_backward` on this rank's rows, ONE all-reduce of
+a flat buffer ``[grads * share, BN statistics * share, loss * share, metric sums]``
+(``share`` = this rank's rows / the batch's rows: losses are means over the batch, so the
+sum over the ranks is the whole batch's mean), then ``optimizer.apply`` on every rank.
+"""
+from __future__ import annotations
+
+import math
+
+from . import backend as B
+from . import data as D
+from . import distributed as _dist
+from .layers.regularization import Dropout
+
+__all__ = ["plan", "DataParallel"]
+
+
+def plan(distributed, model):
+    """A :class:`DataParallel` for ``fit(distributed=...)``, or None for one process."""
+    comm = _dist.resolve(distributed)
+    return None if comm is None else DataParallel(comm, model)
+
+
+class _Layout:
+    """Where each array sits in a flat buffer: ``(owner, key, shape, start, stop)``."""
+
+    def __init__(self, entries):
+        self.slots, start = [], 0
+        for owner, key, shape in entries:
+            stop = start + math.prod(shape)
+            self.slots.append((owner, key, tuple(shape), start, stop))
+            start = stop
+        self.size = start
+
+    def pack(self, xp, arrays):
+        return xp.concat([xp.reshape(a, (-1,)) for a in arrays]) if arrays else None
+
+    def unpack(self, xp, buf):
+        return [xp.reshape(buf[i:j], shape) for _, _, shape, i, j in self.slots]
+
+
+class DataParallel:
+    """One ``fit``'s data-parallel plan on communicator ``comm``."""
+
+    def __init__(self, comm, model):
+        self.comm, self.model = comm, model
+        self.rank, self.size = comm.rank, comm.size
+
+    def verbose(self, verbose):
+        """Progress bars and epoch lines on rank 0 only."""
+        return verbose if self.rank == 0 else 0
+
+    # -- when training starts -----------------------------------------------------------
+    def start(self, base_seed, x, y, batch_size, epochs, initial_epoch, shuffle):
+        """Check that the ranks agree; broadcast rank 0's seed, parameters, layer state and
+        optimizer state; return the seed every rank uses."""
+        model = self.model
+        mine = {"rows": tuple(x.shape), "targets": tuple(y.shape), "batch_size": batch_size,
+                "epochs": epochs, "initial_epoch": initial_epoch, "shuffle": bool(shuffle),
+                "dtype": model.dtype_name, "optimizer": type(model.optimizer).__name__,
+                "loss": model.loss.name, "metrics": list(model.metric_names),
+                "arrays": [(k, tuple(a.shape)) for k, a in sorted(model.get_params().items())]}
+        every = self.comm.allgather_object(mine, "the check that the ranks agree")
+        for r, theirs in enumerate(every):
+            diff = [k for k in mine if theirs[k] != every[0][k]]
+            if diff:
+                k = diff[0]
+                raise ValueError(
+                    f"fit(distributed=...): rank {r} has {k}={theirs[k]!r} but rank 0 has "
+                    f"{every[0][k]!r}; every rank must call fit with the same model, data "
+                    "(each rank passes the whole data set and takes its share of each "
+                    "batch) and arguments")
+        seed, step = self.comm.broadcast_object((base_seed, model.opt_state["step"]), 0,
+                                                "the broadcast of the seed")
+        self.base_seed = seed
+        self._broadcast_arrays(step)
+        return seed
+
+    def _broadcast_arrays(self, step):
+        model, xp = self.model, self.model.backend.xp
+        stores = [(l.params, k) for l in model.layers for k in sorted(l.params)]
+        stores += [(l.state, k) for l in model.layers for k in sorted(l.state)]
+        slots = model.opt_state["slots"]
+        stores += [(slots[key], s) for key in sorted(slots) for s in sorted(slots[key])]
+        if not stores:
+            return
+        layout = _Layout([(d, k, d[k].shape) for d, k in stores])
+        buf = layout.pack(xp, [d[k] for d, k in stores])
+        buf = self.comm.broadcast(buf, 0, "the broadcast of rank 0's parameters")
+        for (d, k, *_), a in zip(layout.slots, layout.unpack(xp, buf)):
+            d[k] = a
+        model.opt_state["step"] = step
+
+    # -- one epoch ----------------------------------------------------------------------
+    def _reseed_dropout(self, epoch):
+        for index, layer in enumerate(self.model.layers):
+            if isinstance(layer, Dropout):
+                seed = B.host_rng([self.base_seed, epoch, index, self.rank]).integers(2**31)
+                layer.rng = B.DeviceRNG(int(seed), self.model.backend)
+
+    def _share(self, i, j):
+        """This rank's rows ``lo..hi-1`` of the batch ``i..j-1``."""
+        m = j - i
+        return i + m * self.rank // self.size, i + m * (self.rank + 1) // self.size
+
+    def train_epoch(self, model, x, y, y_dtype, slices, order, bar, epoch):
+        """One data-parallel step per global batch; the epoch's logs, the same on every
+        rank (a host read of the reduced losses, as one process does)."""
+        from .training import _BAR_UPDATES, _read_logs, _stop_on_nonfinite
+
+        self._reseed_dropout(epoch)
+        backend, xp, dtype = model.backend, model.backend.xp, model.dtype_name
+        refresh = max(1, math.ceil(len(slices) / _BAR_UPDATES))
+        params, state = model.get_params(trainable_only=True), model.opt_state
+        keys = list(params)
+        stats = [(l.state, k) for l in model.layers for k in sorted(l.state)]
+        layout = _Layout([(None, k, params[k].shape) for k in keys]
+                         + [(d, k, d[k].shape) for d, k in stats] + [(None, "loss", ())])
+        losses, metric_parts = [], [[] for _ in model.metrics]
+        for b, (i, j) in enumerate(slices):
+            lo, hi = self._share(i, j)
+            index = slice(lo, hi) if order is None else order[lo:hi]
+            xb = D.take_rows(x, index, backend, dtype)
+            yb = D.take_rows(y, index, backend, y_dtype)
+            buf = self._local(model, params, xb, yb, keys, stats, layout, (hi - lo) / (j - i))
+            buf = self.comm.allreduce_sum(buf, f"the all-reduce of epoch {epoch + 1}, "
+                                               f"batch {b + 1}")
+            parts = layout.unpack(xp, buf)
+            grads = dict(zip(keys, parts))
+            for (d, k), a in zip(stats, parts[len(keys):]):
+                d[k] = a
+            params, state = model.optimizer.apply(params, grads, state)
+            # the loss and the metric sums copied out: a view would keep the whole step's
+            # buffer (the size of the gradients) alive until the epoch ends
+            tail = xp.asarray(buf[layout.size - 1:], copy=True)
+            losses.append(xp.reshape(tail[0:1], ()))
+            for m, parts_m in enumerate(metric_parts, start=1):
+                parts_m.append(xp.reshape(tail[m:m + 1], ()))
+            if bar is not None and ((b + 1) % refresh == 0 or b + 1 == len(slices)):
+                bar.update(b + 1 - bar.n)
+                bar.set_postfix(_read_logs(model, losses, metric_parts, slices), refresh=False)
+        model.set_params(params)
+        model.opt_state = {"step": state["step"],
+                           "slots": {**model.opt_state["slots"], **state["slots"]}}
+        logs = _read_logs(model, losses, metric_parts, slices)
+        if not math.isfinite(logs["loss"]):
+            if bar is not None:
+                bar.close()
+            _stop_on_nonfinite(model, xp, losses, epoch)
+        return logs
+
+    def _local(self, model, params, xb, yb, keys, stats, layout, share):
+        """This rank's part of the step's buffer: gradients, BN statistics and loss scaled
+        by ``share``, then the metric sums (zeros where this rank has no rows)."""
+        from .training import forward_backward
+
+        xp, dt = model.backend.xp, model.backend.float_dtype(model.dtype_name)
+        device = model.backend.device
+        if share == 0:  # a batch with fewer rows than ranks: this rank adds nothing
+            return xp.zeros((layout.size + len(model.metrics),), dtype=dt, device=device)
+        loss, y_pred, grads = forward_backward(model, params, xb, yb)
+        parts = [grads[k] for k in keys] + [d[k] for d, k in stats]
+        parts.append(xp.astype(loss, dt) if loss.dtype != dt else loss)
+        buf = layout.pack(xp, parts)
+        buf = buf * share if share != 1 else buf
+        if model.metrics:
+            sums = [xp.reshape(xp.astype(m.batch_sum(y_pred, yb), dt), (1,)) for m in model.metrics]
+            buf = xp.concat([buf, *sums])
+        return buf
