@@ -21,6 +21,7 @@ backends without a compiler (NumPy, array-api-strict, PyTorch, CuPy).
 from __future__ import annotations
 
 import contextlib
+import threading
 
 from . import _validate as V
 from . import backend as B
@@ -89,6 +90,9 @@ class CompiledSteps:
         self._predict = compiler.jit(self.predict_fn)
         self._lr = (None, None)
         self._carry = None
+        # a trace puts tracers on the layers for a moment: threads that predict with one
+        # model (Dask's) trace one at a time and read the layers' arrays between traces
+        self._lock = threading.RLock()
 
     def __reduce__(self):
         """Compiled functions do not pickle or copy: a copy of the model compiles again."""
@@ -140,6 +144,12 @@ class CompiledSteps:
     def _bound(self, state, keys=()):
         """Run the layers on traced values, then give every layer its own arrays back and
         clear the tracers the forward and backward passes kept on it."""
+        with self._lock:
+            with self._traced(state, keys) as streams:
+                yield streams
+
+    @contextlib.contextmanager
+    def _traced(self, state, keys):
         self.traces += 1
         model = self.model
         saved = [(l, dict(l.params), dict(l.state), getattr(l, "rng", None)) for l in model.layers]
@@ -229,11 +239,15 @@ class CompiledSteps:
         self._carry = self._frozen = None
         return {"step": int(opt_state["step"]), "slots": opt_state["slots"]}
 
+    def _arrays(self):
+        with self._lock:  # never in the middle of another thread's trace
+            return self.model.get_params(), layer_state(self.model)
+
     def evaluate_batch(self, x, y):
-        return self._eval(self.model.get_params(), layer_state(self.model), x, y)
+        return self._eval(*self._arrays(), x, y)
 
     def predict(self, x):
-        return self._predict(self.model.get_params(), layer_state(self.model), x)
+        return self._predict(*self._arrays(), x)
 
     def _lr_array(self):
         """The optimizer's rate as a 0-d array of the model's dtype (made again only when
