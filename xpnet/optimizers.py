@@ -15,6 +15,8 @@ gradient ``lambda * W``, for the optimizers and for :class:`~xpnet.models.MultiL
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import numbers
 
 from array_api_compat import array_namespace
@@ -77,11 +79,13 @@ class Optimizer:
         compiled step takes both as inputs, so a schedule's new rate needs no new trace.
         """
         lr = self.lr if lr is None else lr
+        rate = (lr,) if _takes_lr(type(self)) else ()  # an older update_one reads self.lr
         step = state["step"] + 1
         new_params, new_slots = {}, {}
         for key, p in params.items():
             g = weight_decay_grad(grads[key], p, self.weight_decay)
-            new_params[key], new_slots[key] = self.update_one(p, g, state["slots"][key], step, lr)
+            new_params[key], new_slots[key] = self.update_one(p, g, state["slots"][key], step,
+                                                              *rate)
         return new_params, {"step": step, "slots": new_slots}
 
     def update_one(self, p, g, slots: dict, step, lr):
@@ -103,6 +107,14 @@ class Optimizer:
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
+
+
+@functools.lru_cache(maxsize=None)
+def _takes_lr(cls) -> bool:
+    """Whether ``cls.update_one`` takes the rate as an argument; a subclass written for the
+    four-argument form ``update_one(p, g, slots, step)`` reads ``self.lr`` instead (a
+    compiled step then keeps the rate it was traced with)."""
+    return "lr" in inspect.signature(cls.update_one).parameters
 
 
 def _scaled_step(p, u, h, lr):
