@@ -8,6 +8,8 @@ Environment variables:
   build where the machine has one; set it to ``""`` to test without torch).
 - ``XPNET_CUPY``: the CuPy requirement (default ``cupy-cuda12x``; ``""`` for none). Without a
   GPU, CuPy still installs and the GPU tests skip with the CUDA error as the reason.
+- ``XPNET_JAX``: the JAX requirement (default ``jax>=0.4.32``, the CPU build; pip picked 0.10.2
+  when this was written; ``""`` for none: the jax tests then skip with the reason).
 - ``XPNET_MPI``: set (to anything but ``""``) where MPI is installed (``mpirun``, and
   ``mpicc`` to build mpi4py): the tests then install the ``mpi`` extra and run the
   data-parallel tests under ``mpirun`` too (else those skip with the reason).
@@ -21,11 +23,12 @@ nox.options.reuse_existing_virtualenvs = True
 
 TORCH = os.environ.get("XPNET_TORCH", "torch==2.13.0")
 CUPY = os.environ.get("XPNET_CUPY", "cupy-cuda12x")
+JAX = os.environ.get("XPNET_JAX", "jax>=0.4.32")
 MPI = os.environ.get("XPNET_MPI", "")
 
 
 def _install_backends(session):
-    """Install PyTorch and CuPy, or, where their variable is empty, make sure a reused
+    """Install PyTorch, CuPy and JAX, or, where their variable is empty, make sure a reused
     environment does not still hold them (their tests then skip with the reason)."""
     absent = []
     if TORCH:
@@ -36,6 +39,10 @@ def _install_backends(session):
         session.install(CUPY)
     else:
         absent += ["cupy-cuda12x", "cupy-cuda13x", "cupy"]
+    if JAX:
+        session.install(JAX)
+    else:
+        absent += ["jax", "jaxlib"]
     if absent:
         session.run("python", "-m", "pip", "uninstall", "-y", "-q", *absent, silent=True)
 

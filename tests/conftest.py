@@ -18,7 +18,7 @@ import pytest
 import xpnet as xn
 from xpnet import backend as B
 
-ALL_BACKENDS = ["numpy", "array_api_strict", "torch", "cupy"]
+ALL_BACKENDS = ["numpy", "array_api_strict", "torch", "cupy", "jax"]
 SHARED = Path(os.environ.get("XPNET_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 
 

@@ -148,10 +148,10 @@ def test_backend_re_exports_its_modules_names():
 
 
 def test_loaders_fill_the_native_kernels(backend):
-    """torch brings its own sigmoid and a device generator, CuPy a device generator; the
-    others leave both unset (the standard's formula, host random numbers)."""
+    """torch brings its own sigmoid and a device generator, CuPy and JAX a device
+    generator; the others leave both unset (the standard's formula, host random numbers)."""
     assert (backend.sigmoid is not None) == (backend.name == "torch")
-    assert (backend.rng is not None) == (backend.name in ("torch", "cupy"))
+    assert (backend.rng is not None) == (backend.name in ("torch", "cupy", "jax"))
     assert B.native_sigmoid(backend.xp) is backend.sigmoid
     assert B.native_sigmoid(object()) is None
 

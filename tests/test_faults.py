@@ -26,13 +26,24 @@ SELF_KILLS = ("mid-write", "before-fsync", "before-rename")
 
 
 @pytest.fixture(scope="module")
-def forkserver():
-    """Children forked from a server that has imported xpnet and the backends once."""
+def forkserver(tmp_path_factory):
+    """Children forked from a server that has imported xpnet and the backends once. JAX's
+    children share a compilation cache on disk: the first compiles the step, the 27 others
+    read it (else each would spend seconds compiling the same step again)."""
     if "forkserver" not in mp.get_all_start_methods():
         pytest.skip("the kill test needs the 'forkserver' start method (POSIX)")
+    env = {"JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("jax_cache")),
+           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    before = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # read by the fork server's JAX when it starts
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["_kill_worker", "array_api_strict", "torch"])
-    return ctx
+    ctx.set_forkserver_preload(["_kill_worker", "array_api_strict", "torch", "jax"])
+    yield ctx
+    for k, v in before.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 def _check_checkpoint(path, ref):

@@ -2,8 +2,8 @@
 ``xpnet/_backend_*.py``) touch concrete array libraries; library code has no host syncs or
 NumPy-only idioms.
 
-- cupy and torch (also via ``array_api_compat.cupy``/``.torch``) are imported only in
-  the backend modules;
+- cupy, torch and jax (also via ``array_api_compat.cupy``/``.torch``) are imported only
+  in the backend modules;
 - numpy is imported only there and in the host modules ``xpnet/datasets/``,
   ``xpnet/io.py`` and ``xpnet/io_npz.py``;
 - outside those modules: no ``.item()``, ``.copy()``, ``nditer`` or ``np.add.at``.
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "xpnet"
-DEVICE_LIBS = {"cupy", "torch"}
+DEVICE_LIBS = {"cupy", "torch", "jax"}
 HOST_LIBS = {"numpy"}
 FORBIDDEN_CALLS = {"item", "copy"}  # methods: a host sync, and a NumPy-only idiom
 

@@ -111,9 +111,66 @@ def _cupy_rng(seed: int, backend):
     return lambda shape, dtype: gen.random(shape, dtype=dtype)
 
 
+def _load_jax() -> dict:
+    try:
+        import jax
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            "the 'jax' backend needs JAX: pip install 'xpnet[jax]'"
+        ) from exc
+    import jax.numpy as xp  # follows the array API standard itself (jax >= 0.4.32)
+
+    wanted = os.environ.get("XPNET_DEVICE")
+    try:
+        device = jax.devices(wanted)[0] if wanted else jax.devices()[0]
+    except RuntimeError as exc:
+        raise BackendUnavailableError(
+            f"the 'jax' backend cannot use device {wanted!r}: {exc}. "
+            "Unset XPNET_DEVICE or set it to 'cpu'."
+        ) from exc
+    # ArrayImpl, the concrete type (jax.Array also matches tracers, which are no data)
+    return dict(xp=xp, device=device, array_type=type(xp.zeros(0, device=device)),
+                rng=_jax_rng, enable_dtype=_jax_enable_dtype)
+
+
+def _jax_rng(seed: int, backend):
+    """``draw(shape, dtype)`` from a ``jax.random`` key split at each draw (eager use; a
+    compiled step carries its key as a value instead, :mod:`xpnet.compiled`)."""
+    import jax
+
+    state = {"key": jax.random.key(seed)}
+
+    def draw(shape, dtype):
+        _jax_enable_dtype(str(np.dtype(dtype)))
+        state["key"], sub = jax.random.split(state["key"])
+        return jax.random.uniform(sub, shape, dtype=dtype)
+    return draw
+
+
+def _jax_enable_dtype(name: str) -> str:
+    """The dtype name JAX will make for ``name``: JAX makes 64-bit arrays only with
+    ``jax_enable_x64``, switched on here for float64; int64 (class labels) is int32
+    while it is off, without JAX's truncation warning."""
+    import jax
+
+    if jax.config.read("jax_enable_x64") or name not in ("float64", "int64"):
+        return name
+    if name == "int64":
+        return "int32"
+    try:
+        jax.config.update("jax_enable_x64", True)
+    except Exception as exc:  # pragma: no cover - depends on the JAX version
+        raise BackendUnavailableError(
+            f"float64 on the 'jax' backend needs jax_enable_x64, which JAX refused to switch "
+            f"on now ({exc}); set JAX_ENABLE_X64=1 in the environment before Python starts"
+        ) from exc
+    return name
+
+
 LOADERS = {
     "numpy": _load_numpy,
     "array_api_strict": _load_array_api_strict,
     "torch": _load_torch,
     "cupy": _load_cupy,
+    "jax": _load_jax,
 }

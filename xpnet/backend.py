@@ -35,6 +35,7 @@ from ._backend_arrays import (host_asarray, host_cast, host_full, is_array,
                               library_of, quiet_invalid, to_numpy)
 from ._backend_load import LOADERS as _LOADERS
 from ._backend_load import BackendUnavailableError
+from ._backend_jit import COMPILERS as _COMPILERS
 from ._backend_random import DeviceRNG, host_rng
 
 __all__ = [
@@ -47,7 +48,7 @@ __all__ = [
     "host_rng", "DeviceRNG",
 ]
 
-BACKENDS = ("numpy", "array_api_strict", "torch", "cupy")
+BACKENDS = ("numpy", "array_api_strict", "torch", "cupy", "jax")
 ENV_VAR = "XPNET_BACKEND"
 FLOATX_VAR = "XPNET_FLOATX"
 _FLOAT_NAMES = ("float32", "float64")
@@ -68,16 +69,25 @@ class Backend:
     array_type: type
     sigmoid: Callable | None = None  # sigmoid(x, overwrite_x) in one kernel
     rng: Callable | None = None      # rng(seed, backend) -> draw(shape, dtype) on the device
+    enable_dtype: Callable | None = None  # enable_dtype(name) -> the name made (JAX's x64)
+    compiler: Any = None  # compiles whole steps for jit_compile (xpnet.compiled), or None
 
     @property
     def on_host(self) -> bool:
         """True where arrays live in host memory (NumPy, array-api-strict, torch on the
         CPU): reading a value from them costs no device synchronisation."""
-        return self.name in ("numpy", "array_api_strict") or str(self.device) == "cpu"
+        return (self.name in ("numpy", "array_api_strict") or str(self.device) == "cpu"
+                or getattr(self.device, "platform", None) == "cpu")
+
+    def dtype_name(self, name: str) -> str:
+        """The dtype the backend makes for ``name``: "int32" for "int64" on JAX without
+        64-bit arrays (switched on for "float64", :func:`set_floatx`); else ``name``."""
+        return self.enable_dtype(name) if self.enable_dtype is not None else name
 
     def float_dtype(self, name: str | None = None):
-        """The namespace's float dtype called ``name`` (default: :func:`get_floatx`)."""
-        return getattr(self.xp, name or get_floatx())
+        """The namespace's float dtype called ``name`` (default: :func:`get_floatx`);
+        JAX switches 64-bit arrays on here when float64 is asked for."""
+        return getattr(self.xp, self.dtype_name(name or get_floatx()))
 
 
 # -- the registry and the active backend --------------------------------------------------
@@ -136,13 +146,18 @@ def load(name: str) -> Backend:
         raise
     backend = _cache.get(key)
     if backend is None:
-        backend = _cache[key] = Backend(key, **_LOADERS[key]())
+        fields = _LOADERS[key]()
+        if key in _COMPILERS:  # the backend compiles whole steps (jit_compile)
+            fields["compiler"] = _COMPILERS[key]()
+        backend = _cache[key] = Backend(key, **fields)
         _sigmoids[backend.xp] = backend.sigmoid
+        if backend.enable_dtype is not None and _state["floatx"] == "float64":
+            backend.enable_dtype("float64")
     return backend
 
 
 def get_backend() -> str:
-    """The name of the active backend ("numpy", "array_api_strict", "torch" or "cupy").
+    """The name of the active backend ("numpy", "array_api_strict", "torch", "cupy" or "jax").
 
     An unknown name from ``XPNET_BACKEND`` is a ValueError here too (never returned).
     """
@@ -195,8 +210,14 @@ def get_floatx() -> str:
 
 
 def set_floatx(name: str) -> None:
-    """Set the default float type for new parameters ("float32" or "float64")."""
+    """Set the default float type for new parameters ("float32" or "float64").
+
+    On JAX, float64 switches ``jax_enable_x64`` on (it stays on: arrays already made in
+    float32 keep their type)."""
     _state["floatx"] = _check_floatx(name)
+    for backend in _cache.values():
+        if backend.enable_dtype is not None:
+            backend.enable_dtype(name)
 
 
 def native_sigmoid(xp):
@@ -217,6 +238,8 @@ def asarray(x, dtype: str | None = None, backend: Backend | None = None):
     """
     b = backend or current()
     xp = b.xp
+    if b.enable_dtype is not None and not isinstance(x, b.array_type):
+        dtype = b.enable_dtype(dtype or str(getattr(x, "dtype", ""))) or None
     if isinstance(x, b.array_type):
         if b.name == "numpy":
             x = host_asarray(x)  # the same array; rejects string/object arrays as elsewhere
@@ -261,7 +284,9 @@ def backend_of(x) -> Backend:
     if lib not in _LOADERS:
         raise TypeError(f"not an array of a backend xpnet supports: {type(x).__name__}")
     b = load(lib)
-    device = getattr(x, "device", b.device)  # the four libraries' arrays all have .device
+    device = array_api_compat.device(x)
+    if device is None:  # a JAX tracer: on the backend's device
+        return b
     return b if device == b.device else replace(b, device=device)
 
 

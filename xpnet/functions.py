@@ -58,7 +58,10 @@ def identity(x, xp=None):
 def step_function(x, xp=None):
     """1 where ``x > 0``, else 0, in ``x``'s dtype (int64 for Python numbers)."""
     xp = _ns(x, xp)
-    return xp.astype(x > 0, x.dtype if xp.isdtype(x.dtype, "real floating") else xp.int64)
+    if xp.isdtype(x.dtype, "real floating"):
+        return xp.astype(x > 0, x.dtype)
+    return xp.astype(x > 0, xp.__array_namespace_info__().default_dtypes(
+        device=device(x))["integral"])
 
 
 def sigmoid(x, xp=None, *, overwrite_x=False):
@@ -174,7 +177,7 @@ def _check_labels(labels, num_classes, name, classes, xp=None):
         if not xp.isdtype(dtype, ("integral", "real floating", "bool")):
             raise TypeError(f"{name} must hold integer class labels, got dtype {dtype}")
         if xp.isdtype(dtype, "bool"):
-            labels = xp.astype(labels, xp.int64)
+            labels = xp.astype(labels, xp.int32)
         elif xp.isdtype(dtype, "real floating") and not bool(xp.all(labels == xp.round(labels))):
             raise ValueError(f"{name} holds non-integer values, but class labels are whole numbers")
     if 0 in tuple(labels.shape):  # no labels, nothing to check

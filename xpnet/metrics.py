@@ -62,7 +62,8 @@ class SparseCategoricalAccuracy(Metric):
                 f"{tuple(t.shape)} for predictions {tuple(y_pred.shape)} (one-hot targets go "
                 "with CategoricalAccuracy)"
             )
-        hits = xp.argmax(y_pred, axis=-1) == xp.astype(t, xp.int64)
+        index = xp.argmax(y_pred, axis=-1)
+        hits = index == xp.astype(t, index.dtype)
         return xp.sum(xp.astype(hits, y_pred.dtype))
 
 

@@ -15,6 +15,10 @@ gradient ``lambda * W``, for the optimizers and for :class:`~xpnet.models.MultiL
 """
 from __future__ import annotations
 
+import functools
+import inspect
+import numbers
+
 from array_api_compat import array_namespace
 
 from . import _validate as V
@@ -68,17 +72,25 @@ class Optimizer:
             slots[key] = {name: xp.zeros_like(p) for name in self.slots}
         return {"step": 0, "slots": slots}
 
-    def apply(self, params: dict, grads: dict, state: dict):
-        """One update: return ``(new_params, new_state)``; the inputs are not modified."""
+    def apply(self, params: dict, grads: dict, state: dict, lr=None):
+        """One update: return ``(new_params, new_state)``; the inputs are not modified.
+
+        ``lr`` (default ``self.lr``) and the state's step count may be 0-d arrays: a
+        compiled step takes both as inputs, so a schedule's new rate needs no new trace.
+        """
+        lr = self.lr if lr is None else lr
+        rate = (lr,) if _takes_lr(type(self)) else ()  # an older update_one reads self.lr
         step = state["step"] + 1
         new_params, new_slots = {}, {}
         for key, p in params.items():
             g = weight_decay_grad(grads[key], p, self.weight_decay)
-            new_params[key], new_slots[key] = self.update_one(p, g, state["slots"][key], step)
+            new_params[key], new_slots[key] = self.update_one(p, g, state["slots"][key], step,
+                                                              *rate)
         return new_params, {"step": step, "slots": new_slots}
 
-    def update_one(self, p, g, slots: dict, step: int):
-        """New ``(param, slots)`` for one parameter ``p`` with gradient ``g``."""
+    def update_one(self, p, g, slots: dict, step, lr):
+        """New ``(param, slots)`` for one parameter ``p`` with gradient ``g``, at step
+        ``step`` (an int, or a 0-d integer array in a compiled step) and rate ``lr``."""
         raise NotImplementedError
 
     # -- the book's interface ----------------------------------------------------------
@@ -95,6 +107,14 @@ class Optimizer:
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
+
+
+@functools.lru_cache(maxsize=None)
+def _takes_lr(cls) -> bool:
+    """Whether ``cls.update_one`` takes the rate as an argument; a subclass written for the
+    four-argument form ``update_one(p, g, slots, step)`` reads ``self.lr`` instead (a
+    compiled step then keeps the rate it was traced with)."""
+    return "lr" in inspect.signature(cls.update_one).parameters
 
 
 def _scaled_step(p, u, h, lr):
@@ -114,8 +134,8 @@ class SGD(Optimizer):
     def __init__(self, lr=0.01, weight_decay=0.0):
         super().__init__(lr, weight_decay)
 
-    def update_one(self, p, g, slots, step):
-        return p - self.lr * g, slots
+    def update_one(self, p, g, slots, step, lr):
+        return p - lr * g, slots
 
 
 class Momentum(Optimizer):
@@ -127,8 +147,8 @@ class Momentum(Optimizer):
         super().__init__(lr, weight_decay)
         self.momentum = self._fraction(momentum, "momentum")
 
-    def update_one(self, p, g, slots, step):
-        v = self.momentum * slots["v"] - self.lr * g
+    def update_one(self, p, g, slots, step, lr):
+        v = self.momentum * slots["v"] - lr * g
         return p + v, {"v": v}
 
 
@@ -148,8 +168,8 @@ class Nesterov(Optimizer):
         super().__init__(lr, weight_decay)
         self.momentum = self._fraction(momentum, "momentum")
 
-    def update_one(self, p, g, slots, step):
-        m, lr, v = self.momentum, self.lr, slots["v"]
+    def update_one(self, p, g, slots, step, lr):
+        m, v = self.momentum, slots["v"]
         new_p = p + m * m * v - (1 + m) * lr * g
         return new_p, {"v": m * v - lr * g}
 
@@ -163,9 +183,9 @@ class AdaGrad(Optimizer):
     def __init__(self, lr=0.01, weight_decay=0.0):
         super().__init__(lr, weight_decay)
 
-    def update_one(self, p, g, slots, step):
+    def update_one(self, p, g, slots, step, lr):
         h = slots["h"] + g * g
-        return _scaled_step(p, g, h, self.lr), {"h": h}
+        return _scaled_step(p, g, h, lr), {"h": h}
 
 
 class RMSprop(Optimizer):
@@ -178,10 +198,10 @@ class RMSprop(Optimizer):
         super().__init__(lr, weight_decay)
         self.decay_rate = self._fraction(decay_rate, "decay_rate")
 
-    def update_one(self, p, g, slots, step):
+    def update_one(self, p, g, slots, step, lr):
         d = self.decay_rate
         h = d * slots["h"] + (1 - d) * g * g
-        return _scaled_step(p, g, h, self.lr), {"h": h}
+        return _scaled_step(p, g, h, lr), {"h": h}
 
 
 class Adam(Optimizer):
@@ -196,9 +216,11 @@ class Adam(Optimizer):
         self.beta1 = self._fraction(beta1, "beta1")
         self.beta2 = self._fraction(beta2, "beta2")
 
-    def update_one(self, p, g, slots, step):
+    def update_one(self, p, g, slots, step, lr):
         b1, b2 = self.beta1, self.beta2
-        lr_t = self.lr * (1 - b2 ** step) ** 0.5 / (1 - b1 ** step)  # works for an array step too
+        if not isinstance(step, numbers.Integral):  # a traced step count: the correction in p's dtype
+            step = array_namespace(p).astype(step, p.dtype)
+        lr_t = lr * (1 - b2 ** step) ** 0.5 / (1 - b1 ** step)
         # the book's m += (1 - b1) * (g - m), v += (1 - b2) * (g*g - v), in place on arrays
         # made here (4 in all, not 12: faster, see benchmarks/README.md)
         m_old, v_old = slots["m"], slots["v"]

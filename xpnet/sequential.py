@@ -16,6 +16,7 @@ import threading
 from . import backend as B
 from . import data as D
 from . import checkpoint as C
+from . import compiled as _compiled
 from . import freezing as _freezing
 from . import _dask
 from . import _pickling
@@ -60,6 +61,7 @@ class Sequential(C.Weights, Summary):
         self.metrics = []
         self._metric_specs = []
         self.compiled = False
+        self.jit_compile = False
         self.opt_state = None
         self.stop_training = False
         self.stop_reason = None
@@ -117,6 +119,7 @@ class Sequential(C.Weights, Summary):
             )
         self.backend = backend = B.current()
         dtype = self.dtype or B.get_floatx()
+        backend.float_dtype(dtype)  # JAX switches 64-bit arrays on here for float64
         rng = B.host_rng(self.seed)
         shape = tuple(int(d) for d in input_shape)
         self.input_shape = shape
@@ -156,14 +159,19 @@ class Sequential(C.Weights, Summary):
         return _freezing.plan(self)
 
     # -- compiling ----------------------------------------------------------------------
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None) -> None:
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, jit_compile="auto") -> None:
         """Choose the optimizer, the loss and the metrics, by name or as objects.
+
+        ``jit_compile`` (True, False or "auto", as Keras 3): on a backend that compiles
+        whole steps (JAX), fit, evaluate and predict run one compiled function per batch
+        (:mod:`xpnet.compiled`); elsewhere it changes nothing.
 
         The loss checks the last layer (:meth:`xpnet.losses.Loss.check_output`) here,
         and again when the model is built: a cross-entropy loss refuses an output
         that gives no probabilities unless it was made with ``from_logits=True``.
         """
         self._require_layers("compile")
+        jit_compile = _compiled.check_jit_compile(jit_compile)
         if loss is None:
             raise ValueError("compile needs a loss, e.g. loss='mse' or 'sparse_categorical_crossentropy'")
         optimizer, loss = get_optimizer(optimizer), get_loss(loss)
@@ -176,6 +184,7 @@ class Sequential(C.Weights, Summary):
             loss.check_output(last, units)
         self.optimizer, self.loss = optimizer, loss
         self._metric_specs = metrics
+        self.jit_compile = jit_compile
         self.compiled = True
         self.opt_state = None
         if self.built:
@@ -208,7 +217,10 @@ class Sequential(C.Weights, Summary):
 
     # -- computing ----------------------------------------------------------------------
     def forward(self, x, training=False):
-        """The output for a batch ``x`` that is already an array of the model's backend."""
+        """The output for a batch ``x`` that is already an array of the model's backend
+        (in inference, through the compiled step where ``jit_compile`` made one)."""
+        if not training and (jit := _compiled.steps(self)) is not None:
+            return jit.predict(x)
         for layer in (self._train_layers if training else self.layers):
             x = layer.forward(x, training)
         return x
@@ -247,6 +259,8 @@ class Sequential(C.Weights, Summary):
         An unbuilt model without a declared input shape is built from ``x``.
         """
         self._require_layers("run")
+        if not training and (jit := _compiled.steps(self)) is not None:
+            return jit.call(x)
         backend = self.backend if self.built else B.current()
         if not isinstance(x, backend.array_type) or backend.name in ("torch", "cupy"):
             x = B.asarray(x, backend=backend)
@@ -287,7 +301,8 @@ class Sequential(C.Weights, Summary):
         D.check_xy(x, None)
         self.check_input(x)
         slices = D.batch_slices(D.num_rows(x), batch_size)
-        fast = check_finite and D.first_product_check(self.layers, x, self.backend, self.dtype_name)
+        fast = (check_finite and _compiled.steps(self) is None  # compiled: one call a batch
+                and D.first_product_check(self.layers, x, self.backend, self.dtype_name))
         check = (D.finite_checker(x, batch_size, dtype=self.dtype_name)
                  if check_finite and not fast else None)
         outs = self._predict_batches(x, slices, check, fast)

@@ -21,6 +21,7 @@ import warnings
 import array_api_compat
 
 from . import backend as B
+from . import compiled as _compiled
 from . import data as D
 from . import _validate as V
 from . import _distributed_fit as _dp
@@ -129,7 +130,7 @@ def _prepare(model, x, y, name=""):
     D.check_finite(x, name + "x", model.dtype_name)  # as the model sees it, after the cast
     D.check_finite(y, name + "y", None if model.loss.sparse else model.dtype_name)
     y_dtype = D.check_targets(y, model.loss, model.output_shape, name + "y") or model.dtype_name
-    return x, y, y_dtype
+    return x, y, model.backend.dtype_name(y_dtype)  # int64 labels: int32 on JAX without x64
 
 
 def _split_validation(model, x, y, validation_data, validation_split):
@@ -169,18 +170,27 @@ def _train_epoch(model, x, y, y_dtype, slices, order, bar, epoch):
     backend, xp, dtype = model.backend, model.backend.xp, model.dtype_name
     refresh = max(1, math.ceil(len(slices) / _BAR_UPDATES))  # at most 10 reads
     params, state = model.get_params(trainable_only=True), model.opt_state
+    jit = _compiled.steps(model)  # compile(jit_compile=...): one compiled call per batch
+    if jit is not None:
+        state = jit.begin_epoch(params, state)
     losses, metric_parts = [], [[] for _ in model.metrics]
     for b, (i, j) in enumerate(slices):
-        index = slice(i, j) if order is None else order[i:j]
-        xb = D.take_rows(x, index, backend, dtype)
-        yb = D.take_rows(y, index, backend, y_dtype)
-        params, state, loss, y_pred = train_step(model, model.optimizer, params, state, xb, yb)
+        if jit is not None:  # takes the rows itself
+            params, state, loss, sums = jit.train_batch(params, state, x, y, order, i, j, y_dtype)
+        else:
+            index = slice(i, j) if order is None else order[i:j]
+            xb = D.take_rows(x, index, backend, dtype)
+            yb = D.take_rows(y, index, backend, y_dtype)
+            params, state, loss, y_pred = train_step(model, model.optimizer, params, state, xb, yb)
+            sums = [metric.batch_sum(y_pred, yb) for metric in model.metrics]
         losses.append(loss)
-        for parts, metric in zip(metric_parts, model.metrics):
-            parts.append(metric.batch_sum(y_pred, yb))
+        for parts, value in zip(metric_parts, sums):
+            parts.append(value)
         if bar is not None and ((b + 1) % refresh == 0 or b + 1 == len(slices)):
             bar.update(b + 1 - bar.n)
             bar.set_postfix(_read_logs(model, losses, metric_parts, slices), refresh=False)
+    if jit is not None:
+        state = jit.end_epoch(state)
     model.set_params(params)
     # the step keeps the slots of the trainable parameters; a frozen one keeps its own
     model.opt_state = {"step": state["step"], "slots": {**model.opt_state["slots"], **state["slots"]}}
@@ -268,14 +278,19 @@ def _evaluate(model, x, y, y_dtype, batch_size, verbose=0):
     slices = D.batch_slices(D.num_rows(x), batch_size)
     bar = _progress(len(slices), "Evaluate", verbose)
     losses, metric_parts = [], [[] for _ in model.metrics]
+    jit = _compiled.steps(model)
     for i, j in slices:
         xb = D.take_rows(x, slice(i, j), backend, dtype)
         yb = D.take_rows(y, slice(i, j), backend, y_dtype)
-        y_pred = model.forward(xb, training=False)
-        loss = model.loss.value(y_pred, yb)
-        losses.append(loss + model.regularization_loss() if model._penalized else loss)
-        for parts, metric in zip(metric_parts, model.metrics):
-            parts.append(metric.batch_sum(y_pred, yb))
+        if jit is not None:
+            loss, sums = jit.evaluate_batch(xb, yb)
+        else:
+            y_pred = model.forward(xb, training=False)
+            loss, sums = model.loss.value(y_pred, yb), [m.batch_sum(y_pred, yb) for m in model.metrics]
+            loss = loss + model.regularization_loss() if model._penalized else loss
+        losses.append(loss)
+        for parts, value in zip(metric_parts, sums):
+            parts.append(value)
         if bar is not None:
             bar.update(1)
     logs = _read_logs(model, losses, metric_parts, slices)
@@ -296,7 +311,7 @@ def _read_logs(model, losses, metric_parts, slices):
 
 def _stop_on_nonfinite(model, xp, losses, epoch):
     finite = xp.isfinite(xp.stack(losses))
-    first_bad = int(xp.argmin(xp.astype(finite, xp.int64)))  # first False
+    first_bad = int(xp.argmin(xp.astype(finite, xp.int32)))  # first False
     model.stop_training = True
     model.stop_reason = (
         f"the loss became non-finite (nan or inf) at epoch {epoch + 1}, batch {first_bad + 1}; "

@@ -36,6 +36,7 @@ class _BookNet:
         if dtype not in _FLOATS:
             raise ValueError(f"dtype needs to be one of {_FLOATS}, got {dtype!r}")
         self.backend = B.current()
+        self.backend.float_dtype(dtype)  # JAX switches 64-bit arrays on here for float64
         self.xp = self.backend.xp
         self.dtype_name = dtype
         self.dtype = getattr(self.xp, dtype)
