@@ -253,6 +253,8 @@ class CompiledSteps:
         """The optimizer's rate as a 0-d array of the model's dtype (made again only when
         the rate changes)."""
         lr = self.model.optimizer.lr
+        if callable(lr):  # a schedule: apply evaluates it at the traced step count
+            return None
         if self._lr[0] != lr:
             b = self.model.backend
             self._lr = (lr, b.xp.asarray(lr, dtype=b.float_dtype(self.model.dtype_name),

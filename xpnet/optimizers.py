@@ -19,13 +19,14 @@ import functools
 import inspect
 import numbers
 
-from array_api_compat import array_namespace
+from array_api_compat import array_namespace, device
 
 from . import _validate as V
 from .functions import EPSILON
 from ._registry import resolve
+from .schedules import LearningRateSchedule
 
-__all__ = ["Optimizer", "SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam",
+__all__ = ["Optimizer", "SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam", "AdamW",
            "get_optimizer", "OPTIMIZERS", "weight_decay_grad", "weight_decay_loss"]
 
 
@@ -45,15 +46,58 @@ def weight_decay_loss(params, lam):
     return 0.5 * lam * total
 
 class Optimizer:
-    """Base class: subclasses set ``slots`` and write ``update_one``."""
+    """Base class: subclasses set ``slots`` and write ``update_one``.
+
+    Every optimizer also takes, as Keras' do: ``learning_rate`` (the same as ``lr``, the
+    book's name), a float or a schedule (:mod:`xpnet.schedules`) evaluated at the state's
+    step count; and one of ``clipnorm`` (each gradient scaled to an L2 norm of at most
+    that), ``global_clipnorm`` (all gradients scaled together, by their joint norm) or
+    ``clipvalue`` (each element clipped to ``[-v, v]``). Clipping acts on the gradients
+    the optimizer is given, before the book's ``weight_decay`` term is added.
+    """
 
     #: names of the per-parameter state arrays, each initialised to zeros
     slots: tuple = ()
+    #: True where ``weight_decay`` shrinks the weights in the update (AdamW), not the gradient
+    decoupled = False
 
-    def __init__(self, lr=0.01, weight_decay=0.0):
-        self.lr = V.positive_float(lr, self._arg("lr"))
+    def __init__(self, lr=0.01, weight_decay=0.0, *, learning_rate=None, clipnorm=None,
+                 clipvalue=None, global_clipnorm=None):
+        lr = lr if learning_rate is None else learning_rate
+        self.lr = lr if isinstance(lr, LearningRateSchedule) else V.positive_float(lr, self._arg("lr"))
         self.weight_decay = V.non_negative_float(weight_decay, self._arg("weight_decay"))
+        clips = {"clipnorm": clipnorm, "clipvalue": clipvalue, "global_clipnorm": global_clipnorm}
+        given = [k for k, v in clips.items() if v is not None]
+        if len(given) > 1:
+            raise V.InvalidParameterError(
+                f"{type(self).__name__}: only one of clipnorm, clipvalue and global_clipnorm can "
+                f"be set (as in Keras), got {', '.join(given)}")
+        for k, v in clips.items():
+            setattr(self, k, None if v is None else V.positive_float(v, self._arg(k)))
         self.state = None
+
+    @property
+    def learning_rate(self):
+        """Keras' name for ``lr``."""
+        return self.lr
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        self.lr = value
+
+    def clip_gradients(self, grads: dict) -> dict:
+        """``grads`` clipped by ``clipnorm``, ``global_clipnorm`` or ``clipvalue`` (Keras'
+        rules: ``g * c / max(||g||, c)``; the joint norm for ``global_clipnorm``)."""
+        if self.clipvalue is not None:
+            c = self.clipvalue
+            return {k: _array_api_clip(g, c) for k, g in grads.items()}
+        if self.clipnorm is not None:
+            return {k: g * _shrink(_norm2(g), self.clipnorm, g) for k, g in grads.items()}
+        if self.global_clipnorm is not None and grads:
+            total = sum(_norm2(g) for g in grads.values())
+            factor = _shrink(total, self.global_clipnorm, next(iter(grads.values())))
+            return {k: g * factor for k, g in grads.items()}
+        return grads
 
     def _arg(self, name):
         return f"{type(self).__name__}({name})"
@@ -79,11 +123,16 @@ class Optimizer:
         compiled step takes both as inputs, so a schedule's new rate needs no new trace.
         """
         lr = self.lr if lr is None else lr
+        if callable(lr):  # a schedule: the rate of the update after state["step"] updates
+            lr = lr(state["step"])
         rate = (lr,) if _takes_lr(type(self)) else ()  # an older update_one reads self.lr
+        if self.clipnorm is not None or self.clipvalue is not None or self.global_clipnorm is not None:
+            grads = self.clip_gradients(grads)
+        lam = 0.0 if self.decoupled else self.weight_decay
         step = state["step"] + 1
         new_params, new_slots = {}, {}
         for key, p in params.items():
-            g = weight_decay_grad(grads[key], p, self.weight_decay)
+            g = weight_decay_grad(grads[key], p, lam)
             new_params[key], new_slots[key] = self.update_one(p, g, state["slots"][key], step,
                                                               *rate)
         return new_params, {"step": step, "slots": new_slots}
@@ -102,7 +151,8 @@ class Optimizer:
         params.update(new_params)
 
     def get_config(self) -> dict:
-        return {k: v for k, v in vars(self).items() if k != "state"}
+        return {k: v for k, v in vars(self).items()
+                if k != "state" and not (v is None and k in _CLIPS)}
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
@@ -131,8 +181,8 @@ def _scaled_step(p, u, h, lr):
 class SGD(Optimizer):
     """Stochastic gradient descent: ``W -= lr * g``."""
 
-    def __init__(self, lr=0.01, weight_decay=0.0):
-        super().__init__(lr, weight_decay)
+    def __init__(self, lr=0.01, weight_decay=0.0, **options):
+        super().__init__(lr, weight_decay, **options)
 
     def update_one(self, p, g, slots, step, lr):
         return p - lr * g, slots
@@ -143,8 +193,8 @@ class Momentum(Optimizer):
 
     slots = ("v",)
 
-    def __init__(self, lr=0.01, momentum=0.9, weight_decay=0.0):
-        super().__init__(lr, weight_decay)
+    def __init__(self, lr=0.01, momentum=0.9, weight_decay=0.0, **options):
+        super().__init__(lr, weight_decay, **options)
         self.momentum = self._fraction(momentum, "momentum")
 
     def update_one(self, p, g, slots, step, lr):
@@ -164,8 +214,8 @@ class Nesterov(Optimizer):
 
     slots = ("v",)
 
-    def __init__(self, lr=0.01, momentum=0.9, weight_decay=0.0):
-        super().__init__(lr, weight_decay)
+    def __init__(self, lr=0.01, momentum=0.9, weight_decay=0.0, **options):
+        super().__init__(lr, weight_decay, **options)
         self.momentum = self._fraction(momentum, "momentum")
 
     def update_one(self, p, g, slots, step, lr):
@@ -180,8 +230,8 @@ class AdaGrad(Optimizer):
 
     slots = ("h",)
 
-    def __init__(self, lr=0.01, weight_decay=0.0):
-        super().__init__(lr, weight_decay)
+    def __init__(self, lr=0.01, weight_decay=0.0, **options):
+        super().__init__(lr, weight_decay, **options)
 
     def update_one(self, p, g, slots, step, lr):
         h = slots["h"] + g * g
@@ -194,8 +244,8 @@ class RMSprop(Optimizer):
 
     slots = ("h",)
 
-    def __init__(self, lr=0.01, decay_rate=0.99, weight_decay=0.0):
-        super().__init__(lr, weight_decay)
+    def __init__(self, lr=0.01, decay_rate=0.99, weight_decay=0.0, **options):
+        super().__init__(lr, weight_decay, **options)
         self.decay_rate = self._fraction(decay_rate, "decay_rate")
 
     def update_one(self, p, g, slots, step, lr):
@@ -211,8 +261,8 @@ class Adam(Optimizer):
 
     slots = ("m", "v")
 
-    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, weight_decay=0.0):
-        super().__init__(lr, weight_decay)
+    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, weight_decay=0.0, **options):
+        super().__init__(lr, weight_decay, **options)
         self.beta1 = self._fraction(beta1, "beta1")
         self.beta2 = self._fraction(beta2, "beta2")
 
@@ -234,6 +284,41 @@ class Adam(Optimizer):
         return _scaled_step(p, m, v, lr_t), {"m": m, "v": v}
 
 
+class AdamW(Adam):
+    """Adam with decoupled weight decay: each update first shrinks every parameter,
+    ``p -= lr * weight_decay * p``, then takes Adam's step, instead of adding the decay's
+    gradient to ``g`` (which Adam would rescale). Loshchilov & Hutter 2019,
+    https://arxiv.org/abs/1711.05101. As Keras' ``AdamW``: ``weight_decay=0.004`` by default,
+    applied to every parameter (biases included)."""
+
+    decoupled = True
+
+    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, weight_decay=0.004, **options):
+        super().__init__(lr, beta1, beta2, weight_decay, **options)
+
+    def update_one(self, p, g, slots, step, lr):
+        return super().update_one(p - (lr * self.weight_decay) * p, g, slots, step, lr)
+
+
+_CLIPS = ("clipnorm", "clipvalue", "global_clipnorm")
+
+
+def _norm2(g):
+    """``sum(g**2)`` (a 0-d array)."""
+    return array_namespace(g).sum(g * g)
+
+
+def _shrink(norm2, c, like):
+    """``c / max(sqrt(norm2), c)``: 1 inside the ball of radius ``c``, else the factor onto it."""
+    xp = array_namespace(like)
+    return c / xp.maximum(xp.sqrt(norm2), xp.asarray(c, dtype=norm2.dtype, device=device(like)))
+
+
+def _array_api_clip(g, c):
+    xp = array_namespace(g)
+    return xp.minimum(xp.maximum(g, -c), c)
+
+
 OPTIMIZERS = {
     "sgd": SGD,
     "momentum": Momentum,
@@ -241,6 +326,7 @@ OPTIMIZERS = {
     "adagrad": AdaGrad,
     "rmsprop": RMSprop,
     "adam": Adam,
+    "adamw": AdamW,
 }
 
 

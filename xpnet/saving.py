@@ -24,6 +24,7 @@ from . import losses as _losses
 from . import metrics as _metrics
 from . import optimizers as _optimizers
 from . import regularizers as _regularizers
+from . import schedules as _schedules
 
 __all__ = ["save_model", "load_model", "register_layer", "serialize", "deserialize",
            "MODEL_FORMAT"]
@@ -32,7 +33,8 @@ __all__ = ["save_model", "load_model", "register_layer", "serialize", "deseriali
 MODEL_FORMAT = 1
 
 _KINDS = {"layer": _layers.Layer, "loss": _losses.Loss, "optimizer": _optimizers.Optimizer,
-          "metric": _metrics.Metric, "regularizer": _regularizers.Regularizer}
+          "metric": _metrics.Metric, "regularizer": _regularizers.Regularizer,
+          "schedule": _schedules.LearningRateSchedule}
 _REGISTRY: dict = {kind: {} for kind in _KINDS}
 
 
@@ -53,7 +55,7 @@ def register_layer(cls=None, *, name=None):
     return add if cls is None else add(cls)
 
 
-for _module in (_layers, _losses, _optimizers, _metrics, _regularizers):
+for _module in (_layers, _losses, _optimizers, _metrics, _regularizers, _schedules):
     for _name in _module.__all__:
         _obj = getattr(_module, _name)
         if isinstance(_obj, type) and any(issubclass(_obj, b) for b in _KINDS.values()):
@@ -83,8 +85,7 @@ def serialize(obj) -> dict:
     if name is None:
         raise TypeError(f"cannot save a {cls.__name__}: register the class with "
                         "@xn.register_layer so that load_model can build it again")
-    params = [p for p in inspect.signature(cls.__init__).parameters.values()
-              if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    params = _constructor_params(cls)
     given = obj.get_config() if callable(getattr(obj, "get_config", None)) else {}
     config = {}
     for p in params:
@@ -98,6 +99,23 @@ def serialize(obj) -> dict:
             continue  # a function: not saved; the weights are
         config[p.name] = _jsonable(value, f"{cls.__name__}({p.name}={value!r:.40})")
     return {"class": name, "config": config}
+
+
+def _constructor_params(cls):
+    """``cls.__init__``'s named parameters, and, where it passes ``**options`` on, its base
+    classes' (the optimizers' ``clipnorm`` ...)."""
+    params, seen = [], set()
+    for klass in cls.__mro__:
+        init = vars(klass).get("__init__")
+        if init is None:
+            continue
+        sig = inspect.signature(init).parameters.values()
+        params += [p for p in sig if p.name not in seen and p.name != "self"
+                   and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        seen.update(p.name for p in sig)
+        if not any(p.kind == p.VAR_KEYWORD for p in sig):
+            break
+    return params
 
 
 def _from_json(value):

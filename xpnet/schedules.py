@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import numbers
 
-from array_api_compat import array_namespace
+from array_api_compat import array_namespace, device
 
 from . import _validate as V
 
@@ -37,8 +37,9 @@ def _ops(step):
     """``(ops, step as a float)``: math for a number, the array's namespace for an array."""
     if isinstance(step, numbers.Number):
         return _Scalars, float(step)
-    xp = array_namespace(step)  # float32: a rate times float32 weights stays float32
-    return xp, xp.astype(step, xp.float32)
+    xp = array_namespace(step)  # a traced step: in the default float type (JAX: float64 with x64)
+    dtype = xp.__array_namespace_info__().default_dtypes(device=device(step))["real floating"]
+    return xp, xp.astype(step, dtype)
 
 
 class LearningRateSchedule:
