@@ -111,7 +111,7 @@ class DataParallel:
     def train_epoch(self, model, x, y, y_dtype, slices, order, bar, epoch):
         """One data-parallel step per global batch; the epoch's logs, the same on every
         rank (a host read of the reduced losses, as one process does)."""
-        from .training import _BAR_UPDATES, _read_logs, _stop_on_nonfinite
+        from .training import _BAR_UPDATES, _read_logs, finish_epoch
 
         self._reseed_dropout(epoch)
         backend, xp, dtype = model.backend, model.backend.xp, model.dtype_name
@@ -144,15 +144,7 @@ class DataParallel:
             if bar is not None and ((b + 1) % refresh == 0 or b + 1 == len(slices)):
                 bar.update(b + 1 - bar.n)
                 bar.set_postfix(_read_logs(model, losses, metric_parts, slices), refresh=False)
-        model.set_params(params)
-        model.opt_state = {"step": state["step"],
-                           "slots": {**model.opt_state["slots"], **state["slots"]}}
-        logs = _read_logs(model, losses, metric_parts, slices)
-        if not math.isfinite(logs["loss"]):
-            if bar is not None:
-                bar.close()
-            _stop_on_nonfinite(model, xp, losses, epoch)
-        return logs
+        return finish_epoch(model, params, state, losses, metric_parts, slices, bar, epoch)
 
     def _local(self, model, params, xb, yb, keys, stats, layout, share):
         """This rank's part of the step's buffer: gradients, BN statistics and loss scaled

@@ -27,7 +27,7 @@ from ._registry import resolve
 from .schedules import LearningRateSchedule
 
 __all__ = ["Optimizer", "SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam", "AdamW",
-           "get_optimizer", "OPTIMIZERS", "weight_decay_grad", "weight_decay_loss"]
+           "get_optimizer", "OPTIMIZERS", "weight_decay_grad", "weight_decay_loss", "adam_moments"]
 
 
 def weight_decay_grad(g, p, lam):
@@ -271,17 +271,23 @@ class Adam(Optimizer):
         if not isinstance(step, numbers.Integral):  # a traced step count: the correction in p's dtype
             step = array_namespace(p).astype(step, p.dtype)
         lr_t = lr * (1 - b2 ** step) ** 0.5 / (1 - b1 ** step)
-        # the book's m += (1 - b1) * (g - m), v += (1 - b2) * (g*g - v), in place on arrays
-        # made here (4 in all, not 12: faster, see benchmarks/README.md)
-        m_old, v_old = slots["m"], slots["v"]
-        m = g - m_old
-        m *= 1 - b1
-        m += m_old
-        v = g * g
-        v -= v_old
-        v *= 1 - b2
-        v += v_old
+        m, v = adam_moments(g, slots, b1, b2)
         return _scaled_step(p, m, v, lr_t), {"m": m, "v": v}
+
+
+def adam_moments(g, slots, b1, b2):
+    """Adam's new ``(m, v)``: the book's ``m += (1 - b1) * (g - m)``,
+    ``v += (1 - b2) * (g*g - v)``, in place on arrays made here (4 in all, not 12: faster,
+    see benchmarks/README.md)."""
+    m_old, v_old = slots["m"], slots["v"]
+    m = g - m_old
+    m *= 1 - b1
+    m += m_old
+    v = g * g
+    v -= v_old
+    v *= 1 - b2
+    v += v_old
+    return m, v
 
 
 class AdamW(Adam):

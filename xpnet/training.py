@@ -191,6 +191,12 @@ def _train_epoch(model, x, y, y_dtype, slices, order, bar, epoch):
             bar.set_postfix(_read_logs(model, losses, metric_parts, slices), refresh=False)
     if jit is not None:
         state = jit.end_epoch(state)
+    return finish_epoch(model, params, state, losses, metric_parts, slices, bar, epoch)
+
+
+def finish_epoch(model, params, state, losses, metric_parts, slices, bar, epoch):
+    """The end of an epoch's loop: put the parameters and optimizer state on the model,
+    read the epoch's logs (one host read) and stop training on a non-finite loss."""
     model.set_params(params)
     # the step keeps the slots of the trainable parameters; a frozen one keeps its own
     model.opt_state = {"step": state["step"], "slots": {**model.opt_state["slots"], **state["slots"]}}
@@ -198,7 +204,7 @@ def _train_epoch(model, x, y, y_dtype, slices, order, bar, epoch):
     if not math.isfinite(logs["loss"]):
         if bar is not None:
             bar.close()
-        _stop_on_nonfinite(model, xp, losses, epoch)
+        _stop_on_nonfinite(model, model.backend.xp, losses, epoch)
     return logs
 
 

@@ -10,7 +10,7 @@ import array_api_compat
 
 from .. import _validate as V
 from ..losses import BinaryCrossentropy, CategoricalCrossentropy, Loss
-from ..optimizers import SGD, Adam, Momentum, Nesterov
+from ..optimizers import SGD, Adam, Momentum, Nesterov, adam_moments
 
 __all__ = ["HIDDEN", "OUTPUT", "LOSSES", "check_params", "make_optimizer", "SklearnAdam",
            "HalfSquaredError", "RowSummedBinaryCrossentropy"]
@@ -96,14 +96,7 @@ class SklearnAdam(Adam):
         xp = array_api_compat.array_namespace(p)
         b1, b2 = self.beta1, self.beta2
         lr_t = self.lr * (1 - b2 ** step) ** 0.5 / (1 - b1 ** step)
-        m_old, v_old = slots["m"], slots["v"]
-        m = g - m_old  # in place on the arrays made here, as xpnet's Adam
-        m *= 1 - b1
-        m += m_old
-        v = g * g
-        v -= v_old
-        v *= 1 - b2
-        v += v_old
+        m, v = adam_moments(g, slots, b1, b2)
         d = xp.sqrt(v)
         d += self.epsilon
         d *= -1.0 / lr_t  # W + m / d is W - lr_t * m / (sqrt(v) + epsilon)
