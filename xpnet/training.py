@@ -167,7 +167,7 @@ def _seed_epoch(model, x, base_seed, epoch, shuffle):
 
 def _train_epoch(model, x, y, y_dtype, slices, order, bar, epoch):
     """One :func:`train_step` per batch; return the epoch's logs (one host read)."""
-    backend, xp, dtype = model.backend, model.backend.xp, model.dtype_name
+    backend, dtype = model.backend, model.dtype_name
     refresh = max(1, math.ceil(len(slices) / _BAR_UPDATES))  # at most 10 reads
     params, state = model.get_params(trainable_only=True), model.opt_state
     jit = _compiled.steps(model)  # compile(jit_compile=...): one compiled call per batch
