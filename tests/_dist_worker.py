@@ -59,6 +59,17 @@ def steps(comm, opt, dtype, rows=2000, batch_size=100):
     return model.get_weights()
 
 
+def weighted(comm, rows=1011, batch_size=101):
+    """Uneven shards with sample weights (some 0): the weights follow their rows."""
+    x, y = data(rows, seed=6)
+    w = np.random.default_rng(6).random(rows) * 2
+    w[::7] = 0.0
+    model = make_model("adam", "float64")
+    history = model.fit(x, y, batch_size=batch_size, epochs=2, seed=3, verbose=0,
+                        sample_weight=w, distributed=comm)
+    return {"weights": model.get_weights(), "history": history.history}
+
+
 def full_fit(comm, folder):
     """fit with validation, EarlyStopping and ModelCheckpoint: history, weights, files."""
     x, y = data(600, seed=1)
@@ -123,6 +134,7 @@ def scenarios(comm, backend, out):
         res = {("steps", o, d): steps(comm, o, d) for o in OPTIMIZERS
                for d in ("float32", "float64")}
         res["uneven"] = steps(comm, "adam", "float64", rows=1011, batch_size=101)
+        res["weighted"] = weighted(comm)
         res["fit"] = full_fit(comm, out / backend / tag / "fit")
         res["resume"] = resume(comm, out / backend / ("ref" if comm is None else "shared"))
         if comm is not None:

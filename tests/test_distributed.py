@@ -133,6 +133,17 @@ def test_uneven_shards_and_a_batch_with_fewer_rows_than_ranks(gloo, ref, backend
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_sample_weights_on_uneven_shards_match_one_process(gloo, ref, backend):
+    """Each rank weighs its own rows: sum(w * l) / its rows, times its share of the batch,
+    summed over the ranks, is the one-process sum(w * l) / batch rows."""
+    (r0, r1), _ = gloo
+    _same(r0[backend]["weighted"]["weights"], r1[backend]["weighted"]["weights"])
+    assert _max_err(r0[backend]["weighted"]["weights"], ref(backend)["weighted"]["weights"]) < 1e-12
+    np.testing.assert_allclose(r0[backend]["weighted"]["history"]["loss"],
+                               ref(backend)["weighted"]["history"]["loss"], rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_fit_with_validation_early_stopping_and_checkpoints_matches_one_process(
         gloo, ref, backend):
     (r0, r1), out = gloo

@@ -56,12 +56,13 @@ class DataParallel:
         return verbose if self.rank == 0 else 0
 
     # -- when training starts -----------------------------------------------------------
-    def start(self, base_seed, x, y, batch_size, epochs, initial_epoch, shuffle):
+    def start(self, base_seed, x, y, batch_size, epochs, initial_epoch, shuffle, weighted=False):
         """Check that the ranks agree; broadcast rank 0's seed, parameters, layer state and
         optimizer state; return the seed every rank uses."""
         model = self.model
         mine = {"rows": tuple(x.shape), "targets": tuple(y.shape), "batch_size": batch_size,
                 "epochs": epochs, "initial_epoch": initial_epoch, "shuffle": bool(shuffle),
+                "sample_weight": bool(weighted),
                 "dtype": model.dtype_name, "optimizer": type(model.optimizer).__name__,
                 "loss": model.loss.name, "metrics": list(model.metric_names),
                 "arrays": [(k, tuple(a.shape)) for k, a in sorted(model.get_params().items())]}
@@ -108,9 +109,10 @@ class DataParallel:
         m = j - i
         return i + m * self.rank // self.size, i + m * (self.rank + 1) // self.size
 
-    def train_epoch(self, model, x, y, y_dtype, slices, order, bar, epoch):
-        """One data-parallel step per global batch; the epoch's logs, the same on every
-        rank (a host read of the reduced losses, as one process does)."""
+    def train_epoch(self, model, x, y, y_dtype, slices, order, bar, epoch, w=None):
+        """One data-parallel step per global batch (``w``: the rows' weights, or None); the
+        epoch's logs, the same on every rank (a host read of the reduced losses, as one
+        process does)."""
         from .training import _BAR_UPDATES, _read_logs, finish_epoch
 
         self._reseed_dropout(epoch)
@@ -127,7 +129,8 @@ class DataParallel:
             index = slice(lo, hi) if order is None else order[lo:hi]
             xb = D.take_rows(x, index, backend, dtype)
             yb = D.take_rows(y, index, backend, y_dtype)
-            buf = self._local(model, params, xb, yb, keys, stats, layout, (hi - lo) / (j - i))
+            wb = None if w is None else D.take_rows(w, index, backend, dtype)
+            buf = self._local(model, params, xb, yb, wb, keys, stats, layout, (hi - lo) / (j - i))
             buf = self.comm.allreduce_sum(buf, f"the all-reduce of epoch {epoch + 1}, "
                                                f"batch {b + 1}")
             parts = layout.unpack(xp, buf)
@@ -146,7 +149,7 @@ class DataParallel:
                 bar.set_postfix(_read_logs(model, losses, metric_parts, slices), refresh=False)
         return finish_epoch(model, params, state, losses, metric_parts, slices, bar, epoch)
 
-    def _local(self, model, params, xb, yb, keys, stats, layout, share):
+    def _local(self, model, params, xb, yb, wb, keys, stats, layout, share):
         """This rank's part of the step's buffer: gradients, BN statistics and loss scaled
         by ``share``, then the metric sums (zeros where this rank has no rows)."""
         from .training import forward_backward
@@ -155,7 +158,7 @@ class DataParallel:
         device = model.backend.device
         if share == 0:  # a batch with fewer rows than ranks: this rank adds nothing
             return xp.zeros((layout.size + len(model.metrics),), dtype=dt, device=device)
-        loss, y_pred, grads = forward_backward(model, params, xb, yb)
+        loss, y_pred, grads = forward_backward(model, params, xb, yb, wb)
         parts = [grads[k] for k in keys] + [d[k] for d, k in stats]
         parts.append(xp.astype(loss, dt) if loss.dtype != dt else loss)
         buf = layout.pack(xp, parts)

@@ -99,15 +99,16 @@ class CompiledSteps:
         return (_nothing, ())
 
     # -- the pure functions ---------------------------------------------------------------
-    def train_fn(self, params, opt_state, state, keys, lr, frozen, x, y):
+    def train_fn(self, params, opt_state, state, keys, lr, frozen, x, y, w=None):
         """``(params, opt_state, state, keys, loss, metric sums)`` after one step on ``(x, y)``
-        (``frozen``: the parameters of the frozen layers, an input rather than constants)."""
+        (``frozen``: the parameters of the frozen layers, an input rather than constants;
+        ``w``: the rows' weights, or None)."""
         from .training import forward_backward
 
         model = self.model
         with self._bound(state, keys) as streams:
             model.set_params(frozen)
-            loss, y_pred, grads = forward_backward(model, params, x, y)
+            loss, y_pred, grads = forward_backward(model, params, x, y, w)
             params, opt_state = model.optimizer.apply(params, grads, opt_state, lr=lr)
             sums = [m.batch_sum(y_pred, y) for m in model.metrics]
             state = layer_state(model)
@@ -115,21 +116,24 @@ class CompiledSteps:
         return params, opt_state, state, keys, loss, sums
 
     def train_rows_fn(self, params, opt_state, state, keys, lr, frozen, x, y, order, start,
-                      dtypes, size):
+                      dtypes, size, w=None):
         """:meth:`train_fn` on the rows ``order[start:start + size]`` of the whole data
-        ``(x, y)`` on the device: the batch is gathered in the compiled step."""
+        ``(x, y)`` (and weights ``w``) on the device: the batch is gathered in the step."""
         xb, yb = (self.compiler.rows(a, order, start, size) for a in (x, y))
         xp = self.model.backend.xp
         xb, yb = (b if b.dtype == d else xp.astype(b, d) for b, d in zip((xb, yb), dtypes))
-        return self.train_fn(params, opt_state, state, keys, lr, frozen, xb, yb)
+        if w is not None:
+            w = self.compiler.rows(w, order, start, size)
+            w = w if w.dtype == dtypes[0] else xp.astype(w, dtypes[0])
+        return self.train_fn(params, opt_state, state, keys, lr, frozen, xb, yb, w)
 
-    def eval_fn(self, params, state, x, y):
-        """``(loss, metric sums)`` of one batch in inference mode."""
+    def eval_fn(self, params, state, x, y, w=None):
+        """``(loss, metric sums)`` of one batch in inference mode (``w``: row weights)."""
         model = self.model
         with self._bound(state):
             model.set_params(params)
             y_pred = _infer(model, x)
-            loss = model.loss.value(y_pred, y)
+            loss = model.loss.value(y_pred, y) if w is None else model.loss.weighted_value(y_pred, y, w)
             loss = loss + model.regularization_loss() if model._penalized else loss
             sums = [m.batch_sum(y_pred, y) for m in model.metrics]
         return loss, sums
@@ -189,28 +193,30 @@ class CompiledSteps:
         step = xp.asarray(opt_state["step"], dtype=xp.int32, device=model.backend.device)
         return {"step": step, "slots": {k: opt_state["slots"][k] for k in params}}
 
-    def train_step(self, params, opt_state, x, y):
-        """One compiled step on the batch ``(x, y)``: ``(params, opt_state, loss, metric sums)``."""
+    def train_step(self, params, opt_state, x, y, w=None):
+        """One compiled step on the batch ``(x, y)`` (row weights ``w``, or None):
+        ``(params, opt_state, loss, metric sums)``."""
         state, keys = self._carry
         params, opt_state, state, keys, loss, sums = self._train(
-            params, opt_state, state, keys, self._lr_array(), self._frozen, x, y)
+            params, opt_state, state, keys, self._lr_array(), self._frozen, x, y, w)
         self._keep(params, state, keys)
         return params, opt_state, loss, sums
 
-    def train_batch(self, params, opt_state, x, y, order, i, j, y_dtype):
-        """One compiled step on rows ``i:j`` (of ``order``, when given) of ``x`` and ``y``:
-        for arrays of the backend, taken and cast inside the step (no array call outside
-        it), else taken on the host and moved."""
+    def train_batch(self, params, opt_state, x, y, order, i, j, y_dtype, w=None):
+        """One compiled step on rows ``i:j`` (of ``order``, when given) of ``x`` and ``y``
+        (and of the row weights ``w``): for arrays of the backend, taken and cast inside
+        the step (no array call outside it), else taken on the host and moved."""
         model, b = self.model, self.model.backend
         if not (isinstance(x, b.array_type) and isinstance(y, b.array_type)):
             index = slice(i, j) if order is None else order[i:j]
+            wb = None if w is None else D.take_rows(w, index, b, model.dtype_name)
             return self.train_step(params, opt_state, D.take_rows(x, index, b, model.dtype_name),
-                                   D.take_rows(y, index, b, y_dtype))
+                                   D.take_rows(y, index, b, y_dtype), wb)
         dtypes = (b.float_dtype(model.dtype_name), getattr(b.xp, y_dtype))
         state, keys = self._carry
         params, opt_state, state, keys, loss, sums = self._train_rows(
             params, opt_state, state, keys, self._lr_array(), self._frozen, x, y, order, i,
-            dtypes, j - i)
+            dtypes, j - i, w)
         self._keep(params, state, keys)
         return params, opt_state, loss, sums
 
@@ -243,8 +249,8 @@ class CompiledSteps:
         with self._lock:  # never in the middle of another thread's trace
             return self.model.get_params(), layer_state(self.model)
 
-    def evaluate_batch(self, x, y):
-        return self._eval(*self._arrays(), x, y)
+    def evaluate_batch(self, x, y, w=None):
+        return self._eval(*self._arrays(), x, y, w)
 
     def predict(self, x):
         return self._predict(*self._arrays(), x)

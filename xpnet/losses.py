@@ -25,7 +25,7 @@ from .layers.softmax_loss import fused_gradient
 
 __all__ = ["Loss", "MeanSquaredError", "CategoricalCrossentropy", "SparseCategoricalCrossentropy",
            "BinaryCrossentropy", "MeanAbsoluteError", "Huber", "Hinge", "KLDivergence", "LogCosh",
-           "FunctionLoss", "output_activation", "get_loss", "LOSSES"]
+           "FunctionLoss", "output_activation", "get_loss", "rows_mean", "rows_sum", "LOSSES"]
 
 EPSILON = F.EPSILON  # the one 1e-7 guard: probabilities are clipped to [EPSILON, 1 - EPSILON]
 ROW_SUM_TOL = 1e-3  # how far from 1 a probability row of categorical targets may sum
@@ -60,6 +60,28 @@ class Loss:
     def value_and_grad(self, y, t):
         """``(mean loss, d loss / d y)`` for predictions ``y`` and targets ``t``."""
         raise NotImplementedError
+
+    def per_sample(self, y, t):
+        """The loss of each row, shape ``(n,)``: their mean is :meth:`value`. Sample
+        weights need it (:meth:`weighted_value_and_grad`); a loss of your own that is to
+        take ``sample_weight`` implements it."""
+        raise NotImplementedError(
+            f"loss {self.name!r} gives no per-sample losses (Loss.per_sample), so it cannot "
+            "take sample_weight or class_weight: implement per_sample(y, t) -> shape (n,)")
+
+    def weighted_value(self, y, t, w):
+        """The loss with per-row weights ``w``: ``sum(w * per_sample) / n`` (Keras'
+        ``"sum_over_batch_size"``)."""
+        return array_namespace(y).sum(self.per_sample(y, t) * w) / y.shape[0]
+
+    def weighted_value_and_grad(self, y, t, w, fused=False):
+        """``(loss, gradient)`` with per-row weights ``w`` (shape ``(n,)``), reduced as
+        Keras' ``"sum_over_batch_size"``: ``sum(w * per_sample) / n``. A weight of 0 takes
+        a row out of the gradient without renormalising the others. ``fused``: the
+        gradient at the pre-activation, as :meth:`fused_value_and_grad`."""
+        grad = self.grad_from_output(y, t) if fused else self.value_and_grad(y, t)[1]
+        w_rows = array_namespace(y).reshape(w, (-1,) + (1,) * (grad.ndim - 1))
+        return self.weighted_value(y, t, w), grad * w_rows
 
     def check_output(self, layer, units=None):
         """Raise ValueError if the model's last layer ``layer`` (with ``units`` outputs, if
@@ -114,6 +136,20 @@ class MeanSquaredError(Loss):
         diff = y - self.prepare_target(t, y)
         size = _size(diff)
         return xp.sum(diff * diff) / size, diff * (2.0 / size)
+
+    def per_sample(self, y, t):
+        diff = y - self.prepare_target(t, y)
+        return rows_mean(array_namespace(y), diff * diff)
+
+
+def rows_mean(xp, v):
+    """The mean of ``v`` over every axis but the first: one value per row."""
+    return xp.mean(xp.reshape(v, (v.shape[0], -1)), axis=1)
+
+
+def rows_sum(xp, v):
+    """The sum of ``v`` over every axis but the first: one value per row."""
+    return xp.sum(xp.reshape(v, (v.shape[0], -1)), axis=1)
 
 
 def _clip(xp, y):
@@ -204,6 +240,11 @@ class CategoricalCrossentropy(_CrossEntropy):
     def _grad_of_probs(self, xp, y, t):
         return -t / _clip(xp, y) / y.shape[0]
 
+    def per_sample(self, y, t):
+        xp, t = array_namespace(y), self.prepare_target(t, y)
+        logp = F.log_softmax(y, xp=xp) if self.from_logits else xp.log(_clip(xp, y))
+        return -rows_sum(xp, t * logp)
+
     def check_output(self, layer, units=None):
         if units is not None and units < 2:
             raise ValueError(f"{self.name} needs one output unit per class, but the last layer "
@@ -278,6 +319,13 @@ class BinaryCrossentropy(_CrossEntropy):
     def _grad_of_probs(self, xp, y, t):
         yc = _clip(xp, y)
         return (yc - t) / (yc * (1.0 - yc)) / _size(y)
+
+    def per_sample(self, y, t):
+        xp, t = array_namespace(y), self.prepare_target(t, y)
+        if self.from_logits:
+            return rows_mean(xp, F.relu(y, xp=xp) - y * t + xp.log1p(xp.exp(-xp.abs(y))))
+        yc = _clip(xp, y)
+        return -rows_mean(xp, t * xp.log(yc) + (1.0 - t) * xp.log(1.0 - yc))
 
     def check_targets(self, t, units, name="t"):
         xp = _numbers(t, name)

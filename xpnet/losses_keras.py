@@ -14,7 +14,7 @@ from array_api_compat import array_namespace, device
 from array_api_compat import size as _size
 
 from . import _validate as V
-from .losses import EPSILON, Loss
+from .losses import EPSILON, Loss, rows_mean, rows_sum
 
 __all__ = ["MeanAbsoluteError", "Huber", "Hinge", "KLDivergence", "LogCosh", "FunctionLoss",
            "KERAS_LOSSES"]
@@ -33,6 +33,10 @@ class _Elementwise(Loss):
         size = _size(d)
         f, df = self._f(array_namespace(y), d)
         return array_namespace(y).sum(f) / size, df / size
+
+    def per_sample(self, y, t):
+        xp = array_namespace(y)
+        return rows_mean(xp, self._f(xp, y - self.prepare_target(t, y))[0])
 
 
 class MeanAbsoluteError(_Elementwise):
@@ -80,16 +84,24 @@ class Hinge(Loss):
 
     name = "hinge"
 
-    def value_and_grad(self, y, t):
-        xp = array_namespace(y)
+    def _margin(self, xp, y, t):
+        """``(t as -1/1, 1 - t * y)``; 0/1 labels -> -1/1, decided on the device."""
         t = self.prepare_target(t, y)
         t = xp.astype(t, y.dtype) if t.dtype != y.dtype else t
-        binary = xp.all((t == 0.0) | (t == 1.0))  # 0/1 labels -> -1/1, decided on the device
-        t = xp.where(binary, 2.0 * t - 1.0, t)
-        margin = 1.0 - t * y
+        t = xp.where(xp.all((t == 0.0) | (t == 1.0)), 2.0 * t - 1.0, t)
+        return t, 1.0 - t * y
+
+    def value_and_grad(self, y, t):
+        xp = array_namespace(y)
+        t, margin = self._margin(xp, y, t)
         size = _size(y)
         active = xp.astype(margin > 0, y.dtype)
         return xp.sum(xp.maximum(margin, _zero(margin))) / size, -t * active / size
+
+    def per_sample(self, y, t):
+        xp = array_namespace(y)
+        margin = self._margin(xp, y, t)[1]
+        return rows_mean(xp, xp.maximum(margin, _zero(margin)))
 
 
 class KLDivergence(Loss):
@@ -99,15 +111,22 @@ class KLDivergence(Loss):
 
     name = "kl_divergence"
 
-    def value_and_grad(self, y, t):
-        xp = array_namespace(y)
+    def _clipped(self, xp, y, t):
         t = self.prepare_target(t, y)
         t = xp.astype(t, y.dtype) if t.dtype != y.dtype else t
-        tc = xp.minimum(xp.maximum(t, EPSILON), 1.0)
-        yc = xp.minimum(xp.maximum(y, EPSILON), 1.0)
+        return xp.minimum(xp.maximum(t, EPSILON), 1.0), xp.minimum(xp.maximum(y, EPSILON), 1.0)
+
+    def value_and_grad(self, y, t):
+        xp = array_namespace(y)
+        tc, yc = self._clipped(xp, y, t)
         n = y.shape[0] if y.ndim > 1 else 1
         inside = xp.astype((y >= EPSILON) & (y <= 1.0), y.dtype)
         return xp.sum(tc * xp.log(tc / yc)) / n, -tc / yc * inside / n
+
+    def per_sample(self, y, t):
+        xp = array_namespace(y)
+        tc, yc = self._clipped(xp, y, t)
+        return rows_sum(xp, tc * xp.log(tc / yc))
 
 
 class FunctionLoss(Loss):
@@ -137,6 +156,9 @@ class FunctionLoss(Loss):
             raise ValueError(f"loss function {self.name!r} returned shape "
                              f"{tuple(per_sample.shape)}; it must give one loss per sample, ({n},)")
         return xp.sum(per_sample) / n, self.grad(t, y) / n
+
+    def per_sample(self, y, t):
+        return self.fn(self.prepare_target(t, y), y)
 
     def __repr__(self):
         return f"FunctionLoss({self.name})"

@@ -225,17 +225,24 @@ class Sequential(C.Weights, Summary):
             x = layer.forward(x, training)
         return x
 
-    def backward_from_loss(self, y_pred, y):
+    def backward_from_loss(self, y_pred, y, sample_weight=None):
         """Backpropagate the loss of ``y_pred`` against ``y``; return the loss (0-d array).
 
         Where the loss fuses with the last layer's activation (:meth:`Loss.fuses_with
         <xpnet.losses.Loss.fuses_with>`: softmax and cross-entropy, sigmoid and binary
         cross-entropy) both their backward passes are skipped: the loss gives the gradient
         at the pre-activation, ``(y - t) / n`` as the book's SoftmaxWithLoss, and the last
-        Dense takes it in ``backward_preactivation``.
+        Dense takes it in ``backward_preactivation``. ``sample_weight`` (per-row weights,
+        shape ``(n,)``) weighs each row's loss and gradient
+        (:meth:`~xpnet.losses.Loss.weighted_value_and_grad`).
         """
         layers = self._backward_layers
-        if self._fused:
+        if sample_weight is not None:
+            loss, dout = self.loss.weighted_value_and_grad(y_pred, y, sample_weight, self._fused)
+            if self._fused:
+                dout = layers[0].backward_preactivation(dout)
+                layers = layers[1:]
+        elif self._fused:
             loss, dz = self.loss.fused_value_and_grad(y_pred, y)
             dout = layers[0].backward_preactivation(dz)
             layers = layers[1:]
@@ -320,11 +327,12 @@ class Sequential(C.Weights, Summary):
 
     def fit(self, x, y, epochs=1, batch_size=32, validation_data=None, validation_split=0.0,
             shuffle=True, callbacks=None, verbose=1, seed=None, initial_epoch=0,
-            distributed=None):
+            distributed=None, class_weight=None, sample_weight=None):
         """Train for ``epochs`` passes over ``(x, y)``; return a :class:`History`.
 
         See :func:`xpnet.training.run_fit` for the details of each argument;
-        ``distributed=xn.distributed.auto()`` trains data-parallel (:mod:`xpnet.distributed`).
+        ``distributed=xn.distributed.auto()`` trains data-parallel (:mod:`xpnet.distributed`);
+        ``sample_weight``/``class_weight`` weigh the rows as Keras (:mod:`xpnet.sample_weights`).
         """
         self._require_compiled("fit")
         self._require_layers("fit")
@@ -333,22 +341,29 @@ class Sequential(C.Weights, Summary):
             return run_fit(self, x, y, epochs=epochs, batch_size=batch_size,
                            validation_data=validation_data, validation_split=validation_split,
                            shuffle=shuffle, callbacks=callbacks, verbose=verbose, seed=seed,
-                           initial_epoch=initial_epoch, distributed=distributed)
+                           initial_epoch=initial_epoch, distributed=distributed,
+                           sample_weight=sample_weight, class_weight=class_weight)
         finally:
             lock.release()
 
-    def evaluate(self, x, y, batch_size=32, verbose=1, return_dict=False):
+    def evaluate(self, x, y, batch_size=32, verbose=1, return_dict=False, sample_weight=None):
         """Loss then metrics over ``(x, y)``, in the order given to ``compile`` (as Keras).
 
-        Dask arrays are evaluated block by block where Dask runs them, and the sums added
-        up there: only the numbers come back.
+        ``sample_weight`` weighs the rows' losses as in ``fit``. Dask arrays are evaluated
+        block by block where Dask runs them, and the sums added up there: only the
+        numbers come back.
         """
         self._require_compiled("evaluate")
         self._require_layers("evaluate")
         if _dask.is_dask_array(x):
+            if sample_weight is not None:
+                raise NotImplementedError(
+                    "evaluate on Dask arrays does not take sample_weight yet: evaluate "
+                    "in-memory blocks (x.compute()) with their weights")
             logs = _dask.evaluate(self, x, y, D.check_batch_size(batch_size))
         else:
-            logs = run_evaluate(self, x, y, batch_size=batch_size, verbose=verbose)
+            logs = run_evaluate(self, x, y, batch_size=batch_size, verbose=verbose,
+                                sample_weight=sample_weight)
         if return_dict:
             return logs
         values = list(logs.values())

@@ -25,6 +25,7 @@ from . import compiled as _compiled
 from . import data as D
 from . import _validate as V
 from . import _distributed_fit as _dp
+from . import sample_weights as SW
 from ._validate import check_seed
 from .callbacks import CallbackList
 from .history import History
@@ -38,7 +39,7 @@ _BAR_UPDATES = 10
 
 def run_fit(model, x, y, *, epochs=1, batch_size=32, validation_data=None, validation_split=0.0,
             shuffle=True, callbacks=None, verbose=1, seed=None, initial_epoch=0,
-            distributed=None):
+            distributed=None, sample_weight=None, class_weight=None):
     """Train ``model`` with mini-batches; return a :class:`~xpnet.history.History`.
 
     ``x``/``y``: NumPy arrays (moved a batch at a time) or arrays of the active backend.
@@ -53,6 +54,9 @@ def run_fit(model, x, y, *, epochs=1, batch_size=32, validation_data=None, valid
     The layers' ``trainable`` flags are read here, once: frozen layers are not updated.
     ``distributed`` (a communicator of :mod:`xpnet.distributed`, None for one process)
     trains data-parallel, ``batch_size`` being the global batch.
+    ``sample_weight`` (one weight per row) or ``class_weight`` (``{class: weight}``)
+    weigh each row's loss as Keras does (:mod:`xpnet.sample_weights`);
+    ``validation_data`` may be ``(x_val, y_val, sample_weight_val)``.
     """
     seed = check_seed(seed, "fit(seed)")
     batch_size = D.check_batch_size(batch_size)
@@ -60,7 +64,8 @@ def run_fit(model, x, y, *, epochs=1, batch_size=32, validation_data=None, valid
     dp = _dp.plan(distributed, model)  # data-parallel: None on one process
     verbose = verbose if dp is None else dp.verbose(verbose)
     x, y, y_dtype = _prepare(model, x, y)
-    x, y, val = _split_validation(model, x, y, validation_data, validation_split)
+    w = SW.prepare_weights(sample_weight, class_weight, x, y, model.backend, model.dtype_name)
+    x, y, w, val = _split_validation(model, x, y, w, validation_data, validation_split)
     callbacks = CallbackList(callbacks)
     if model.plan_training() == 0:
         raise ValueError("every layer of the model is frozen (trainable=False), so fit has nothing "
@@ -72,7 +77,8 @@ def run_fit(model, x, y, *, epochs=1, batch_size=32, validation_data=None, valid
     if base_seed is None:
         base_seed = int(B.host_rng(None).integers(2**31))
     if dp is not None:  # the ranks agree, and start from rank 0's arrays and seed
-        base_seed = dp.start(base_seed, x, y, batch_size, epochs, initial_epoch, shuffle)
+        base_seed = dp.start(base_seed, x, y, batch_size, epochs, initial_epoch, shuffle,
+                             w is not None)
     train_epoch = _train_epoch if dp is None else dp.train_epoch
     history = model.history = History({"epochs": epochs, "batch_size": batch_size, "steps": len(slices),
                                        "samples": slices[-1][1], "backend": model.backend.name})
@@ -87,7 +93,7 @@ def run_fit(model, x, y, *, epochs=1, batch_size=32, validation_data=None, valid
             callbacks.on_epoch_begin(epoch)
             order = _seed_epoch(model, x, base_seed, epoch, shuffle)
             bar = _progress(len(slices), f"Epoch {epoch + 1}/{epochs}", verbose)
-            logs = train_epoch(model, x, y, y_dtype, slices, order, bar, epoch)
+            logs = train_epoch(model, x, y, y_dtype, slices, order, bar, epoch, w)
             nonfinite = not math.isfinite(logs["loss"])
             if nonfinite:  # the epoch has warned and stopped training
                 history.record(epoch, {k: logs.get(k, math.nan) for k in log_keys})
@@ -133,20 +139,27 @@ def _prepare(model, x, y, name=""):
     return x, y, model.backend.dtype_name(y_dtype)  # int64 labels: int32 on JAX without x64
 
 
-def _split_validation(model, x, y, validation_data, validation_split):
-    """``(x, y, val)``: the training rows and the prepared validation data (or None)."""
+def _split_validation(model, x, y, w, validation_data, validation_split):
+    """``(x, y, w, val)``: the training rows (and their weights) and the prepared
+    validation data ``(x, y, y_dtype, w)``, or None."""
     if validation_data is not None:
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            raise TypeError("validation_data must be a tuple (x_val, y_val)")
-        return x, y, _prepare(model, *validation_data, name="val_")
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise TypeError("validation_data must be a tuple (x_val, y_val) or "
+                            "(x_val, y_val, sample_weight_val)")
+        val = _prepare(model, *validation_data[:2], name="val_")
+        vw = validation_data[2] if len(validation_data) == 3 else None
+        vw = SW.prepare_weights(vw, None, val[0], val[1], model.backend, model.dtype_name)
+        return x, y, w, (*val, vw)
     if validation_split == 0:
-        return x, y, None
+        return x, y, w, None
     n = D.num_rows(x)
     n_val = int(n * validation_split)
     if n_val == 0 or n_val == n:
         raise ValueError(f"validation_split={validation_split} leaves no rows on one side of {n}")
     val = _prepare(model, x[n - n_val:, ...], y[n - n_val:, ...], name="val_")
-    return x[:n - n_val, ...], y[:n - n_val, ...], val
+    if w is None:
+        return x[:n - n_val, ...], y[:n - n_val, ...], None, (*val, None)
+    return x[:n - n_val, ...], y[:n - n_val, ...], w[:n - n_val], (*val, w[n - n_val:])
 
 
 def _seed_epoch(model, x, base_seed, epoch, shuffle):
@@ -165,8 +178,9 @@ def _seed_epoch(model, x, base_seed, epoch, shuffle):
     return order
 
 
-def _train_epoch(model, x, y, y_dtype, slices, order, bar, epoch):
-    """One :func:`train_step` per batch; return the epoch's logs (one host read)."""
+def _train_epoch(model, x, y, y_dtype, slices, order, bar, epoch, w=None):
+    """One :func:`train_step` per batch (``w``: the rows' weights, or None); return the
+    epoch's logs (one host read)."""
     backend, dtype = model.backend, model.dtype_name
     refresh = max(1, math.ceil(len(slices) / _BAR_UPDATES))  # at most 10 reads
     params, state = model.get_params(trainable_only=True), model.opt_state
@@ -176,12 +190,15 @@ def _train_epoch(model, x, y, y_dtype, slices, order, bar, epoch):
     losses, metric_parts = [], [[] for _ in model.metrics]
     for b, (i, j) in enumerate(slices):
         if jit is not None:  # takes the rows itself
-            params, state, loss, sums = jit.train_batch(params, state, x, y, order, i, j, y_dtype)
+            params, state, loss, sums = jit.train_batch(params, state, x, y, order, i, j,
+                                                        y_dtype, w)
         else:
             index = slice(i, j) if order is None else order[i:j]
             xb = D.take_rows(x, index, backend, dtype)
             yb = D.take_rows(y, index, backend, y_dtype)
-            params, state, loss, y_pred = train_step(model, model.optimizer, params, state, xb, yb)
+            wb = None if w is None else D.take_rows(w, index, backend, dtype)
+            params, state, loss, y_pred = train_step(model, model.optimizer, params, state,
+                                                     xb, yb, wb)
             sums = [metric.batch_sum(y_pred, yb) for metric in model.metrics]
         losses.append(loss)
         for parts, value in zip(metric_parts, sums):
@@ -208,9 +225,9 @@ def finish_epoch(model, params, state, losses, metric_parts, slices, bar, epoch)
     return logs
 
 
-def train_step(model, optimizer, params: dict, opt_state: dict, x, y):
+def train_step(model, optimizer, params: dict, opt_state: dict, x, y, sample_weight=None):
     """One optimizer step: ``(new params, new optimizer state, loss, y_pred)``."""
-    loss, y_pred, grads = forward_backward(model, params, x, y)
+    loss, y_pred, grads = forward_backward(model, params, x, y, sample_weight)
     params, opt_state = optimizer.apply(params, grads, opt_state)
     return params, opt_state, loss, y_pred
 
@@ -238,7 +255,7 @@ def claim(model, what: str):
     return lock
 
 
-def forward_backward(model, params: dict, x, y):
+def forward_backward(model, params: dict, x, y, sample_weight=None):
     """Loss, predictions and gradients of ``model`` with ``params`` on one batch.
 
     Parameters
@@ -250,13 +267,16 @@ def forward_backward(model, params: dict, x, y):
         (the parameters of frozen layers stay as they are in the model).
     x, y : arrays of the model's backend
         One batch of inputs and targets.
+    sample_weight : array of shape (n,), optional
+        The rows' weights (Keras' ``"sum_over_batch_size"``: :mod:`xpnet.sample_weights`).
 
     Raises :class:`ModelInUseError` while another thread trains ``model`` (:func:`claim`).
 
     Returns
     -------
     loss : 0-d array
-        Mean loss over the batch, on the device.
+        Mean loss over the batch (weighted: the sum of the weighted row losses over the
+        batch's rows), on the device.
     y_pred : array
         The model's output for ``x`` (training mode).
     grads : dict
@@ -266,20 +286,24 @@ def forward_backward(model, params: dict, x, y):
     try:
         model.set_params(params)
         y_pred = model.forward(x, training=True)
-        loss = model.backward_from_loss(y_pred, y)
+        loss = model.backward_from_loss(y_pred, y, sample_weight)
         return loss, y_pred, model.get_grads()
     finally:
         lock.release()
 
 
-def run_evaluate(model, x, y, batch_size=32, verbose=1):
-    """Loss and metrics over ``(x, y)`` as a dict (read from the device once)."""
+def run_evaluate(model, x, y, batch_size=32, verbose=1, sample_weight=None):
+    """Loss and metrics over ``(x, y)`` as a dict (read from the device once);
+    ``sample_weight`` weighs the rows' losses as in ``fit``."""
     batch_size = D.check_batch_size(batch_size)
-    return _evaluate(model, *_prepare(model, x, y), batch_size, verbose)
+    x, y, y_dtype = _prepare(model, x, y)
+    w = SW.prepare_weights(sample_weight, None, x, y, model.backend, model.dtype_name)
+    return _evaluate(model, x, y, y_dtype, w, batch_size, verbose)
 
 
-def _evaluate(model, x, y, y_dtype, batch_size, verbose=0):
-    """Loss and metrics of data already checked by :func:`_prepare`."""
+def _evaluate(model, x, y, y_dtype, w, batch_size, verbose=0):
+    """Loss and metrics of data already checked by :func:`_prepare` (``w``: the rows'
+    weights, or None)."""
     backend, dtype = model.backend, model.dtype_name
     slices = D.batch_slices(D.num_rows(x), batch_size)
     bar = _progress(len(slices), "Evaluate", verbose)
@@ -288,11 +312,14 @@ def _evaluate(model, x, y, y_dtype, batch_size, verbose=0):
     for i, j in slices:
         xb = D.take_rows(x, slice(i, j), backend, dtype)
         yb = D.take_rows(y, slice(i, j), backend, y_dtype)
+        wb = None if w is None else D.take_rows(w, slice(i, j), backend, dtype)
         if jit is not None:
-            loss, sums = jit.evaluate_batch(xb, yb)
+            loss, sums = jit.evaluate_batch(xb, yb, wb)
         else:
             y_pred = model.forward(xb, training=False)
-            loss, sums = model.loss.value(y_pred, yb), [m.batch_sum(y_pred, yb) for m in model.metrics]
+            loss = model.loss.value(y_pred, yb) if wb is None else \
+                model.loss.weighted_value(y_pred, yb, wb)
+            sums = [m.batch_sum(y_pred, yb) for m in model.metrics]
             loss = loss + model.regularization_loss() if model._penalized else loss
         losses.append(loss)
         for parts, value in zip(metric_parts, sums):
