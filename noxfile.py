@@ -50,8 +50,9 @@ def _install_backends(session):
 @nox.session
 def tests(session):
     """The whole test suite on every backend that can run here (plus a benchmark smoke run),
-    with Dask and scikit-learn (whose estimator checks then run on xpnet.sklearn)."""
-    session.install("-e", ".[test,dask,sklearn]")
+    with Dask, scikit-learn (whose estimator checks then run on xpnet.sklearn) and
+    tensorboardX (the TensorBoard callback; tensorboard's own reader checks its files)."""
+    session.install("-e", ".[test,dask,sklearn,tensorboard]", "tensorboard")  # its reader
     _install_backends(session)
     if TORCH:  # torch.distributed: the pinned torch, already there
         session.install("-e", ".[distributed]", TORCH)

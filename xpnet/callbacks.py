@@ -1,5 +1,5 @@
 """Callbacks for :meth:`xpnet.Sequential.fit`: EarlyStopping, ModelCheckpoint, TerminateOnNaN,
-CSVLogger and LambdaCallback.
+CSVLogger, LambdaCallback, LearningRateScheduler, ReduceLROnPlateau and TensorBoard.
 
 A callback sees the model and the per-epoch ``logs`` (host floats, read once per epoch).
 Set ``model.stop_training = True`` to stop after the current epoch.
@@ -13,7 +13,8 @@ import string
 from .io import refuse_other_format
 
 __all__ = ["Callback", "CallbackList", "EarlyStopping", "ModelCheckpoint", "TerminateOnNaN",
-           "CSVLogger", "LambdaCallback", "LearningRateScheduler", "ReduceLROnPlateau"]
+           "CSVLogger", "LambdaCallback", "LearningRateScheduler", "ReduceLROnPlateau",
+           "TensorBoard"]
 
 
 class Callback:
@@ -250,3 +251,4 @@ class TerminateOnNaN(Callback):
 # Keras' CSVLogger and LambdaCallback (they subclass Callback, so they come last)
 from .callbacks_keras import (CSVLogger, LambdaCallback, LearningRateScheduler,  # noqa: E402
                               ReduceLROnPlateau)
+from .callbacks_tensorboard import TensorBoard  # noqa: E402
