@@ -73,6 +73,5 @@ def test_without_a_writer_the_extra_is_named(monkeypatch):
     import sys
 
     monkeypatch.setitem(sys.modules, "tensorboardX", None)
-    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
     with pytest.raises(ImportError, match=r"xpnet\[tensorboard\]"):
         TensorBoard()

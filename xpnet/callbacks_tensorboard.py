@@ -1,8 +1,7 @@
 """The ``TensorBoard`` callback: Keras 3's event files, written by an existing writer.
 
-The writer is ``tensorboardX.SummaryWriter`` (``pip install 'xpnet[tensorboard]'``), or
-PyTorch's ``torch.utils.tensorboard.SummaryWriter`` where that is installed instead; xpnet
-writes no event files of its own. The layout is Keras': ``log_dir/train`` and
+The writer is ``tensorboardX.SummaryWriter`` (``pip install 'xpnet[tensorboard]'``: it
+needs neither TensorFlow nor PyTorch); xpnet writes no event files of its own. The layout is Keras': ``log_dir/train`` and
 ``log_dir/validation``, scalars named ``epoch_<key>`` (``val_`` dropped in the validation
 folder), so ``tensorboard --logdir logs`` shows a Keras run and an xpnet run the same way.
 """
@@ -21,13 +20,8 @@ def summary_writer():
     try:
         from tensorboardX import SummaryWriter
     except ImportError:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise ImportError(
-                "the TensorBoard callback writes with tensorboardX (or PyTorch's "
-                "torch.utils.tensorboard, which needs the tensorboard package): "
-                "pip install 'xpnet[tensorboard]'") from None
+        raise ImportError("the TensorBoard callback writes with tensorboardX: "
+                          "pip install 'xpnet[tensorboard]'") from None
     return SummaryWriter
 
 
