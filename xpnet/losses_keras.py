@@ -14,7 +14,7 @@ from array_api_compat import array_namespace, device
 from array_api_compat import size as _size
 
 from . import _validate as V
-from .losses import EPSILON, Loss, rows_mean, rows_sum
+from .loss_base import EPSILON, Loss, rows_mean, rows_sum
 
 __all__ = ["MeanAbsoluteError", "Huber", "Hinge", "KLDivergence", "LogCosh", "FunctionLoss",
            "KERAS_LOSSES"]
