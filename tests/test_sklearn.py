@@ -198,3 +198,54 @@ def test_bad_hyperparameters_name_themselves_at_fit(name, value, match):
         est.fit(X, y)
     with pytest.raises(ValueError, match="poisson"):
         MLPRegressor(loss="poisson").fit(X, X[:, 0])
+
+
+# -- sample_weight, against scikit-learn's MLP with the same weights ----------------------
+
+def _weights(n, seed=5):
+    w = np.random.default_rng(seed).random(n) * 3
+    w[::5] = 0.0
+    return w
+
+
+@pytest.mark.parametrize("kind", ["multiclass", "binary", "multilabel"])
+@pytest.mark.parametrize("config", ["adam", "sgd-momentum-l2", "early-stopping",
+                                    "tanh-batch32-in-order"])
+def test_classifier_with_sample_weight_trains_as_sklearn(config, kind):
+    X, y = _classification(kind)
+    w = _weights(len(X))
+    kw = {"hidden_layer_sizes": (7,), "max_iter": 12, "random_state": 3, **CONFIGS[config]}
+    ours = MLPClassifier(**kw).fit(X, y, sample_weight=w)
+    ref = sk_nn.MLPClassifier(**kw).fit(X, y, sample_weight=w)
+    _same_fit(ours, ref)
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), rtol=1e-9, atol=1e-12)
+    assert ours.score(X, y, sample_weight=w) == pytest.approx(ref.score(X, y, sample_weight=w))
+
+
+@pytest.mark.parametrize("outputs", [1, 3])
+@pytest.mark.parametrize("config", ["adam", "sgd-momentum-l2", "early-stopping"])
+def test_regressor_with_sample_weight_trains_as_sklearn(config, outputs):
+    X, y = make_regression(120, 5, n_targets=outputs, noise=0.1, random_state=1)
+    y = y / np.std(y)
+    w = _weights(len(X), seed=6)
+    kw = {"hidden_layer_sizes": (9,), "max_iter": 15, "random_state": 2, **CONFIGS[config]}
+    if config.startswith("sgd"):
+        kw["learning_rate_init"] = 0.001
+    ours = MLPRegressor(**kw).fit(X, y, sample_weight=w)
+    ref = sk_nn.MLPRegressor(**kw).fit(X, y, sample_weight=w)
+    _same_fit(ours, ref)
+    np.testing.assert_allclose(ours.predict(X), ref.predict(X), rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_sample_weight_on_every_backend_and_in_partial_fit(backend_name):
+    X, y = _classification("multiclass")
+    w = _weights(len(X))
+    kw = dict(hidden_layer_sizes=(5,), random_state=0, solver="sgd", learning_rate_init=0.05)
+    ref = sk_nn.MLPClassifier(**kw)
+    with xn.use_backend(backend_name):
+        ours = MLPClassifier(**kw)
+        for _ in range(3):
+            ours.partial_fit(X, y, sample_weight=w, classes=np.unique(y))
+            ref.partial_fit(X, y, sample_weight=w, classes=np.unique(y))
+    _same_fit(ours, ref)

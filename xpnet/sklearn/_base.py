@@ -16,7 +16,8 @@ import array_api_compat
 from sklearn import get_config
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import (_check_sample_weight, check_is_fitted, column_or_1d,
+                                      validate_data)
 
 from .. import backend as B
 from ..training import claim
@@ -46,12 +47,14 @@ class BaseMLP(BaseEstimator):
     _is_classifier = False
 
     # -- fitting --------------------------------------------------------------------------
-    def _fit(self, X, y, incremental):
+    def _fit(self, X, y, incremental, sample_weight=None):
         hidden = check_params(self)
         first = not hasattr(self, "_model") or (not self.warm_start and not incremental)
         X, y = validate_data(self, X, y, multi_output=True, reset=first,
                              y_numeric=not self._is_classifier)
         X = _as_float(X)
+        if sample_weight is not None:  # where X is, in X's float type
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
         y = B.to_numpy(y)  # targets, a column, are encoded on the host
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
@@ -68,7 +71,7 @@ class BaseMLP(BaseEstimator):
             self._optimizer, model.opt_state = make_optimizer(self), None
         lock = claim(model, f"{type(self).__name__}.fit")  # one training thread per model
         try:
-            F.run_epochs(self, X, Y, Y_host, rs, incremental)
+            F.run_epochs(self, X, Y, Y_host, rs, incremental, sample_weight)
         finally:
             lock.release()
         return self

@@ -69,16 +69,18 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
 
-    def fit(self, X, y):
-        """Train on ``(X, y)`` (class labels, or a multilabel indicator matrix); return self."""
-        return self._fit(X, y, incremental=False)
+    def fit(self, X, y, sample_weight=None):
+        """Train on ``(X, y)`` (class labels, or a multilabel indicator matrix); return self.
+        ``sample_weight`` weighs the rows as scikit-learn's MLP does (each batch's loss is
+        the weighted mean of its rows' losses)."""
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over ``(X, y)``; ``classes`` (every label) is needed on the first call."""
         if self._first_partial_fit(classes):
             self._label_binarizer = LabelBinarizer()
             self._label_binarizer.fit(y if type_of_target(y).startswith("multilabel") else classes)
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def _first_partial_fit(self, classes) -> bool:
         if getattr(self, "classes_", None) is None and classes is None:
@@ -148,8 +150,9 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             return self.classes_[B.to_numpy(index)]  # strings stay NumPy, as in scikit-learn
         return xp.take(xp.asarray(self.classes_, device=where), index, axis=0)
 
-    def _validation_score(self, X, Y):
-        """Accuracy on the early-stopping rows (``Y`` encoded), on the backend: one read."""
+    def _validation_score(self, X, Y, w=None):
+        """Accuracy on the early-stopping rows (``Y`` encoded; weighted by ``w`` as
+        ``accuracy_score``), on the backend: one read."""
         p = self._output(X)
         xp = array_api_compat.array_namespace(p)
         if self._label_binarizer.y_type_ == "multiclass":
@@ -158,7 +161,8 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             return 1.0
         else:  # binary, multilabel: every label right (scikit-learn's subset accuracy)
             hits = xp.all((p > 0.5) == (Y > 0.5), axis=1)
-        return float(xp.mean(xp.astype(hits, p.dtype)))
+        hits = xp.astype(hits, p.dtype)
+        return float(xp.mean(hits) if w is None else xp.sum(w * hits) / xp.sum(w))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -201,13 +205,14 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
 
-    def fit(self, X, y):
-        """Train on ``(X, y)`` (one or several outputs); return self."""
-        return self._fit(X, y, incremental=False)
+    def fit(self, X, y, sample_weight=None):
+        """Train on ``(X, y)`` (one or several outputs); return self. ``sample_weight``
+        weighs the rows as scikit-learn's MLP does."""
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
-    def partial_fit(self, X, y):
+    def partial_fit(self, X, y, sample_weight=None):
         """One epoch over ``(X, y)``; return self."""
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def _encode(self, y, incremental):
         return y[:, None] if y.ndim == 1 else y
@@ -220,12 +225,16 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         p = self._forward(X, "predict")
         return array_api_compat.array_namespace(p).reshape(p, (-1,)) if p.shape[1] == 1 else p
 
-    def _validation_score(self, X, Y):
-        """R^2 (averaged over the outputs, as ``r2_score``) on the early-stopping rows."""
+    def _validation_score(self, X, Y, w=None):
+        """R^2 (averaged over the outputs, as ``r2_score``; weighted by ``w`` as it weighs)
+        on the early-stopping rows."""
         p = self._output(X)
         xp = array_api_compat.array_namespace(p)
-        num = xp.sum((Y - p) ** 2, axis=0)
-        den = xp.sum((Y - xp.mean(Y, axis=0)) ** 2, axis=0)
+        w = xp.ones((Y.shape[0],), dtype=p.dtype, device=array_api_compat.device(p)) \
+            if w is None else w
+        w = xp.reshape(w, (-1, 1))
+        num = xp.sum(w * (Y - p) ** 2, axis=0)
+        den = xp.sum(w * (Y - xp.sum(w * Y, axis=0) / xp.sum(w)) ** 2, axis=0)
         safe = xp.where(den == 0, xp.ones_like(den), den)
         r2 = xp.where(den == 0, xp.astype(num == 0, p.dtype), 1.0 - num / safe)
         return float(xp.mean(r2))

@@ -62,11 +62,19 @@ def build_model(activation, out_activation, n_features, units, dtype, backend, w
 
 # -- the epochs ------------------------------------------------------------------------
 
-def _step(model, optimizer, params, state, xb, yb, alpha):
-    """One step with scikit-learn's L2 term; ``(params, state, batch loss)``."""
-    loss, _, grads = forward_backward(model, params, xb, yb)
+def _step(model, optimizer, params, state, xb, yb, alpha, wb=None):
+    """One step with scikit-learn's L2 term; ``(params, state, batch loss)``. With row
+    weights ``wb``, scikit-learn's weighted mean: loss and gradients are
+    ``sum(w * row) / sum(w)``, and the L2 term is divided by ``sum(w)``, not the rows."""
+    xp = model.backend.xp
+    if wb is None:
+        loss, _, grads = forward_backward(model, params, xb, yb)
+        total = xb.shape[0]
+    else:  # xpnet divides the weighted sum by the rows: weights scaled to sum to the rows
+        total = xp.sum(wb)
+        loss, _, grads = forward_backward(model, params, xb, yb, wb * (xb.shape[0] / total))
     if alpha:
-        xp, c = model.backend.xp, alpha / xb.shape[0]
+        c = alpha / total
         squares = 0.0
         for key, p in params.items():
             if p.ndim >= 2:
@@ -109,17 +117,18 @@ def _rows(data, index, backend, dtype=None):
     return D.take_rows(data, backend.xp.asarray(index, device=backend.device), backend, dtype)
 
 
-def run_epochs(est, X, Y, Y_host, rs, incremental):
+def run_epochs(est, X, Y, Y_host, rs, incremental, sample_weight=None):
     """scikit-learn's ``_fit_stochastic``: epochs until ``max_iter`` or the stopping rule
-    (one epoch for ``partial_fit``). ``X``, ``Y`` where the data lives; ``Y_host`` the
-    encoded targets on the host (for the stratified split)."""
+    (one epoch for ``partial_fit``). ``X``, ``Y`` (and ``sample_weight``) where the data
+    lives; ``Y_host`` the encoded targets on the host (for the stratified split)."""
     model, opt = est._model, est._optimizer
     backend, dtype = model.backend, model.dtype_name
     if est.early_stopping and incremental:
         raise ValueError("partial_fit does not support early_stopping=True")
     train, val = _split(est, D.num_rows(X), Y_host, rs)
     if val is not None:
-        val = (_rows(X, val, backend), _rows(Y, val, backend))
+        val = (_rows(X, val, backend), _rows(Y, val, backend),
+               None if sample_weight is None else _rows(sample_weight, val, backend))
     n = int(train.shape[0])
     slices = D.batch_slices(n, _batch_size(est, n))
     on_device = B.library_of(X) != "numpy"
@@ -142,7 +151,9 @@ def run_epochs(est, X, Y, Y_host, rs, incremental):
                 index = slice(i, j) if order is None else order[i:j]
                 xb = D.take_rows(X, index, backend, dtype)
                 yb = D.take_rows(Y, index, backend, dtype)
-                params, state, loss = _step(model, opt, params, state, xb, yb, est.alpha)
+                wb = None if sample_weight is None else D.take_rows(sample_weight, index,
+                                                                    backend, dtype)
+                params, state, loss = _step(model, opt, params, state, xb, yb, est.alpha, wb)
                 losses.append(loss)
             model.set_params(params)
             model.opt_state = state

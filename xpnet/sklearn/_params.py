@@ -9,7 +9,7 @@ import numbers
 import array_api_compat
 
 from .. import _validate as V
-from ..losses import BinaryCrossentropy, CategoricalCrossentropy, Loss
+from ..losses import BinaryCrossentropy, CategoricalCrossentropy, Loss, rows_mean
 from ..optimizers import SGD, Adam, Momentum, Nesterov, adam_moments
 
 __all__ = ["HIDDEN", "OUTPUT", "LOSSES", "check_params", "make_optimizer", "SklearnAdam",
@@ -128,6 +128,10 @@ class HalfSquaredError(Loss):
         diff = y - self.prepare_target(t, y)
         return 0.5 * xp.sum(diff * diff) / array_api_compat.size(diff), diff / y.shape[0]
 
+    def per_sample(self, y, t):
+        diff = y - self.prepare_target(t, y)
+        return 0.5 * rows_mean(array_api_compat.array_namespace(y), diff * diff)
+
 
 class RowSummedBinaryCrossentropy(BinaryCrossentropy):
     """scikit-learn's binary log loss: summed over the outputs, averaged over the rows
@@ -138,6 +142,9 @@ class RowSummedBinaryCrossentropy(BinaryCrossentropy):
 
     def _value(self, xp, y, t):
         return super()._value(xp, y, t) * y.shape[-1]
+
+    def per_sample(self, y, t):
+        return super().per_sample(y, t) * y.shape[-1]
 
 
 LOSSES = {"identity": HalfSquaredError, "logistic": RowSummedBinaryCrossentropy,
