@@ -30,6 +30,7 @@ LAYERS = {
     "leaky_relu": lambda: LeakyReLU(0.1),
     "elu": lambda: ELU(0.7),
     "gelu": GELU,
+    "gelu_tanh": lambda: GELU(approximate=True),
     "softplus": Softplus,
     "swish": Swish,
     "activation_tanh": lambda: Activation("tanh"),
@@ -58,7 +59,8 @@ def _torch_reference(name, x):
     out = {
         "leaky_relu": lambda: f.leaky_relu(t, 0.3),
         "elu": lambda: f.elu(t, 1.0),
-        "gelu": lambda: f.gelu(t, approximate="tanh"),
+        "gelu": lambda: f.gelu(t),  # approximate="none": the erf form, Keras' default
+        "gelu_tanh": lambda: f.gelu(t, approximate="tanh"),
         "softplus": lambda: f.softplus(t),
         "swish": lambda: f.silu(t),
         "layer_norm": lambda: f.layer_norm(t, (x.shape[-1],), eps=1e-3),
@@ -67,7 +69,8 @@ def _torch_reference(name, x):
 
 
 @pytest.mark.parametrize("name, make", [
-    ("leaky_relu", LeakyReLU), ("elu", ELU), ("gelu", GELU), ("softplus", Softplus),
+    ("leaky_relu", LeakyReLU), ("elu", ELU), ("gelu", GELU),
+    ("gelu_tanh", lambda: GELU(approximate=True)), ("softplus", Softplus),
     ("swish", SiLU), ("layer_norm", LayerNormalization),
 ])
 def test_values_against_pytorch(backend, to_xp, name, make):
@@ -90,14 +93,37 @@ def test_keras_defaults():
 
 
 def test_refusals():
-    with pytest.raises(xn.InvalidParameterError, match="no erf"):
-        GELU(approximate=False)
+    with pytest.raises(xn.InvalidParameterError, match="True .* or False"):
+        GELU(approximate="tanh")
     with pytest.raises(xn.InvalidParameterError, match="last axis only"):
         LayerNormalization(axis=1)
     with pytest.raises(xn.InvalidParameterError):
         LeakyReLU(-0.1)
     with pytest.raises(ValueError, match="unknown activation"):
         Activation("no_such")
+
+
+def test_erf_against_math_erf_with_and_without_the_library_one(monkeypatch):
+    """The standard's-operations erf (array-api-strict, NumPy without SciPy) and the
+    library's own (NumPy with SciPy, torch, JAX, CuPy) against Python's math.erf."""
+    import math
+
+    grid = np.concatenate([np.linspace(-7, 7, 4001), [0.0, 2.5, -2.5, 1e-300, 40.0, -40.0]])
+    ref = np.array([math.erf(v) for v in grid])
+    for name in ("numpy", "array_api_strict", "torch", "jax"):
+        try:
+            backend = xn.backend.load(name)
+        except xn.BackendUnavailableError:
+            continue
+        with xn.use_backend(name):
+            got = xn.to_numpy(xn.functions.erf(xn.backend.asarray(grid, dtype="float64")))
+        np.testing.assert_allclose(got, ref, rtol=0, atol=2e-15, err_msg=name)
+        if backend.erf is not None:  # the computed one, here too
+            monkeypatch.setitem(xn.backend._erfs, backend.xp, None)
+            with xn.use_backend(name):
+                got = xn.to_numpy(xn.functions.erf(xn.backend.asarray(grid, dtype="float64")))
+            monkeypatch.undo()
+            np.testing.assert_allclose(got, ref, rtol=0, atol=2e-15, err_msg=f"{name}, computed")
 
 
 def test_activation_layer_is_the_named_one(to_xp):

@@ -20,7 +20,11 @@ class BackendUnavailableError(RuntimeError):
 def _load_numpy() -> dict:
     import array_api_compat.numpy as xp
 
-    return dict(xp=xp, device="cpu", array_type=np.ndarray)
+    try:  # SciPy is not a dependency; without it functions.erf computes erf itself
+        from scipy.special import erf
+    except ImportError:
+        erf = None
+    return dict(xp=xp, device="cpu", array_type=np.ndarray, erf=erf)
 
 
 def _load_array_api_strict() -> dict:
@@ -56,7 +60,7 @@ def _load_torch() -> dict:
             "Unset XPNET_DEVICE or set it to 'cpu'."
         ) from exc
     return dict(xp=xp, device=device, array_type=torch.Tensor, sigmoid=_torch_sigmoid,
-                rng=_torch_rng)
+                rng=_torch_rng, erf=torch.special.erf)
 
 
 def _torch_sigmoid(x, overwrite_x=False):
@@ -100,7 +104,10 @@ def _load_cupy() -> dict:
         ) from exc
     import array_api_compat.cupy as xp
 
-    return dict(xp=xp, device=cupy.cuda.Device(), array_type=cupy.ndarray, rng=_cupy_rng)
+    import cupyx.scipy.special
+
+    return dict(xp=xp, device=cupy.cuda.Device(), array_type=cupy.ndarray, rng=_cupy_rng,
+                erf=cupyx.scipy.special.erf)
 
 
 def _cupy_rng(seed: int, backend):
@@ -130,7 +137,7 @@ def _load_jax() -> dict:
         ) from exc
     # ArrayImpl, the concrete type (jax.Array also matches tracers, which are no data)
     return dict(xp=xp, device=device, array_type=type(xp.zeros(0, device=device)),
-                rng=_jax_rng, enable_dtype=_jax_enable_dtype)
+                rng=_jax_rng, enable_dtype=_jax_enable_dtype, erf=jax.lax.erf)
 
 
 def _jax_rng(seed: int, backend):

@@ -41,7 +41,7 @@ from ._backend_random import DeviceRNG, host_rng
 __all__ = [
     "BACKENDS", "ENV_VAR", "FLOATX_VAR", "BackendUnavailableError", "BackendMismatchError",
     "Backend", "load", "get_backend", "set_backend", "use_backend", "current", "get_namespace",
-    "get_floatx", "set_floatx", "native_sigmoid", "asarray", "backend_of", "name_of",
+    "get_floatx", "set_floatx", "native_sigmoid", "native_erf", "asarray", "backend_of", "name_of",
     # from the modules below: arrays, host data, random numbers
     "library_of", "is_array", "to_numpy", "host_asarray", "host_cast", "host_full",
     "quiet_invalid",
@@ -68,6 +68,7 @@ class Backend:
     device: Any
     array_type: type
     sigmoid: Callable | None = None  # sigmoid(x, overwrite_x) in one kernel
+    erf: Callable | None = None  # the library's own erf(x), where it has one
     rng: Callable | None = None      # rng(seed, backend) -> draw(shape, dtype) on the device
     enable_dtype: Callable | None = None  # enable_dtype(name) -> the name made (JAX's x64)
     compiler: Any = None  # compiles whole steps for jit_compile (xpnet.compiled), or None
@@ -95,6 +96,7 @@ class Backend:
 _ALIASES = {"np": "numpy", "strict": "array_api_strict", "pytorch": "torch", "cuda": "cupy"}
 _cache: dict[str, Backend] = {}
 _sigmoids: dict[Any, Callable | None] = {}  # namespace -> its backend's sigmoid field
+_erfs: dict[Any, Callable | None] = {}  # namespace -> its backend's erf field
 
 
 def _check_name(name: str) -> str:
@@ -151,6 +153,7 @@ def load(name: str) -> Backend:
             fields["compiler"] = _COMPILERS[key]()
         backend = _cache[key] = Backend(key, **fields)
         _sigmoids[backend.xp] = backend.sigmoid
+        _erfs[backend.xp] = backend.erf
         if backend.enable_dtype is not None and _state["floatx"] == "float64":
             backend.enable_dtype("float64")
     return backend
@@ -218,6 +221,13 @@ def set_floatx(name: str) -> None:
     for backend in _cache.values():
         if backend.enable_dtype is not None:
             backend.enable_dtype(name)
+
+
+def native_erf(xp):
+    """The library's own ``erf(x)`` for namespace ``xp`` (its backend's ``erf`` field:
+    torch, JAX, CuPy, and SciPy's for NumPy where SciPy is installed), else None: the
+    standard has no erf (:func:`xpnet.functions.erf` then computes it)."""
+    return _erfs.get(xp)
 
 
 def native_sigmoid(xp):

@@ -72,31 +72,37 @@ class ELU(Layer):
 
 
 _GELU_C = math.sqrt(2.0 / math.pi)
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
 class GELU(Layer):
-    """Gaussian error linear unit in its tanh form,
-    ``0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x**3)))``.
+    """Gaussian error linear unit ``x * Phi(x)`` (Hendrycks & Gimpel 2016,
+    https://arxiv.org/abs/1606.08415), as Keras' ``gelu`` and PyTorch's.
 
-    Hendrycks & Gimpel 2016, https://arxiv.org/abs/1606.08415. This is Keras'
-    ``gelu(x, approximate=True)`` and PyTorch's ``gelu(x, approximate="tanh")``. The exact
-    form ``x * Phi(x)`` needs ``erf``, which the array API standard does not have, so
-    ``approximate=False`` (Keras' default) is refused rather than approximated silently.
+    ``approximate=False`` (Keras' default): the exact form
+    ``0.5 * x * (1 + erf(x / sqrt(2)))`` with :func:`xpnet.functions.erf`.
+    ``approximate=True``: the tanh form
+    ``0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x**3)))`` (PyTorch's
+    ``approximate="tanh"``), within 4.7e-4 of the exact one and cheaper where the library
+    has no erf of its own.
     """
 
     scratch = ("x", "t")
 
-    def __init__(self, approximate=True, name=None, input_shape=None):
+    def __init__(self, approximate=False, name=None, input_shape=None):
         super().__init__(name=name, input_shape=input_shape)
-        if approximate is not True:
+        if approximate is not True and approximate is not False:
             raise V.InvalidParameterError(
-                "GELU(approximate=False), the erf form, is not available: the array API "
-                "standard has no erf; use approximate=True (the tanh form, within 5e-4 of it)")
-        self.approximate = True
+                f"GELU(approximate) takes True (the tanh form) or False (erf), got {approximate!r}")
+        self.approximate = approximate
 
     def forward(self, x, training=True):
         xp = self._ns(x)
-        t = xp.tanh(_GELU_C * (x + 0.044715 * x * x * x))
+        if self.approximate:
+            t = xp.tanh(_GELU_C * (x + 0.044715 * x * x * x))
+        else:  # t = erf(x / sqrt(2)), so that Phi(x) = 0.5 * (1 + t)
+            t = F.erf(x * _SQRT_HALF, xp=xp)
         out = 0.5 * x * (1.0 + t)
         if training:
             self.x, self.t = x, t
@@ -104,8 +110,11 @@ class GELU(Layer):
 
     def backward(self, dout):
         x, t = self.x, self.t
-        du = _GELU_C * (1.0 + 3 * 0.044715 * x * x)
-        return dout * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du)
+        if self.approximate:
+            du = _GELU_C * (1.0 + 3 * 0.044715 * x * x)
+            return dout * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du)
+        # d/dx x * Phi(x) = Phi(x) + x * phi(x), phi the standard normal density
+        return dout * (0.5 * (1.0 + t) + x * self.xp.exp(-0.5 * x * x) * _INV_SQRT_2PI)
 
     def get_config(self):
         return {"name": self.name, "approximate": self.approximate}
