@@ -40,9 +40,9 @@ def data(n, seed=0):
     return x, y
 
 
-def make_model(opt="adam", dtype="float32", bn=False, dropout=False, seed=7):
+def make_model(opt="adam", dtype="float32", bn=False, dropout=False, seed=7, synchronized=False):
     layers = [Dense(32, activation="relu", input_dim=N_IN)]
-    layers += [BatchNormalization()] if bn else []
+    layers += [BatchNormalization(synchronized=synchronized)] if bn else []
     layers += [Dropout(0.3)] if dropout else []
     layers += [Dense(N_OUT, activation="softmax")]
     model = xn.Sequential(layers, seed=seed, dtype=dtype)
@@ -68,6 +68,18 @@ def weighted(comm, rows=1011, batch_size=101):
     history = model.fit(x, y, batch_size=batch_size, epochs=2, seed=3, verbose=0,
                         sample_weight=w, distributed=comm)
     return {"weights": model.get_weights(), "history": history.history}
+
+
+def sync_bn(comm, rows=1010, batch_size=101):
+    """BatchNormalization(synchronized=True) on shares of 50 and 51 rows: the global
+    batch's statistics, so 2 ranks must train as 1 process (weights, running statistics)."""
+    x, y = data(rows, seed=8)
+    model = make_model("momentum", "float64", bn=True, synchronized=True)
+    history = model.fit(x, y, batch_size=batch_size, epochs=2, seed=3, verbose=0,
+                        distributed=comm)
+    state = {k: v for l in model.layers for k, v in l.state.items()}
+    return {"weights": model.get_weights(), "history": history.history,
+            "running": [np.asarray(xn.to_numpy(v)) for _, v in sorted(state.items())]}
 
 
 def full_fit(comm, folder):
@@ -135,6 +147,7 @@ def scenarios(comm, backend, out):
                for d in ("float32", "float64")}
         res["uneven"] = steps(comm, "adam", "float64", rows=1011, batch_size=101)
         res["weighted"] = weighted(comm)
+        res["sync_bn"] = sync_bn(comm)
         res["fit"] = full_fit(comm, out / backend / tag / "fit")
         res["resume"] = resume(comm, out / backend / ("ref" if comm is None else "shared"))
         if comm is not None:

@@ -144,6 +144,18 @@ def test_sample_weights_on_uneven_shards_match_one_process(gloo, ref, backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_synchronized_batch_norm_trains_as_one_process(gloo, ref, backend):
+    """BatchNormalization(synchronized=True): the global batch's mean and variance in
+    forward, the global sums in backward, so 2 ranks match 1 process (float64)."""
+    (r0, r1), _ = gloo
+    mine, theirs = r0[backend]["sync_bn"], ref(backend)["sync_bn"]
+    _same(mine["weights"], r1[backend]["sync_bn"]["weights"])
+    assert _max_err(mine["weights"], theirs["weights"]) < 1e-12
+    assert _max_err(mine["running"], theirs["running"]) < 1e-12
+    np.testing.assert_allclose(mine["history"]["loss"], theirs["history"]["loss"], rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_fit_with_validation_early_stopping_and_checkpoints_matches_one_process(
         gloo, ref, backend):
     (r0, r1), out = gloo
@@ -303,6 +315,20 @@ def test_a_bad_launcher_variable_is_named(no_launcher):
     no_launcher.setenv("WORLD_SIZE", "two")
     with pytest.raises(ValueError, match=r"\$WORLD_SIZE='two' is not an integer"):
         xn.distributed.auto()
+
+
+def test_synchronized_batch_norm_on_one_process_is_plain_batch_norm(backend):
+    x, y = W.data(300, seed=9)
+    runs = []
+    for synchronized in (False, True):
+        model = W.make_model("adam", "float64", bn=True, synchronized=synchronized)
+        model.fit(x, y, batch_size=50, epochs=2, seed=1, verbose=0)
+        runs.append(model.get_weights())
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+    assert W.make_model(bn=True, synchronized=True).layers[1].get_config()["synchronized"]
+    with pytest.raises(xn.InvalidParameterError, match="synchronized"):
+        xn.layers.BatchNormalization(synchronized="yes")
 
 
 def test_fit_with_a_single_communicator_is_plain_fit(backend, no_launcher):

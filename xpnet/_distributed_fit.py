@@ -44,6 +44,17 @@ class _Layout:
         return [xp.reshape(buf[i:j], shape) for _, _, shape, i, j in self.slots]
 
 
+class BatchSync:
+    """What a ``BatchNormalization(synchronized=True)`` layer needs for one batch: the
+    all-reduce, the global batch's rows and this rank's share of them."""
+
+    def __init__(self, comm, rows, share, where):
+        self.comm, self.rows, self.share, self.where = comm, rows, share, where
+
+    def sum(self, buf, what):
+        return self.comm.allreduce_sum(buf, f"{what} ({self.where})")
+
+
 class DataParallel:
     """One ``fit``'s data-parallel plan on communicator ``comm``."""
 
@@ -124,13 +135,16 @@ class DataParallel:
         layout = _Layout([(None, k, params[k].shape) for k in keys]
                          + [(d, k, d[k].shape) for d, k in stats] + [(None, "loss", ())])
         losses, metric_parts = [], [[] for _ in model.metrics]
+        synced = [l for l in model._train_layers if getattr(l, "synchronized", False)]
         for b, (i, j) in enumerate(slices):
             lo, hi = self._share(i, j)
             index = slice(lo, hi) if order is None else order[lo:hi]
             xb = D.take_rows(x, index, backend, dtype)
             yb = D.take_rows(y, index, backend, y_dtype)
             wb = None if w is None else D.take_rows(w, index, backend, dtype)
-            buf = self._local(model, params, xb, yb, wb, keys, stats, layout, (hi - lo) / (j - i))
+            sync = self._batch_sync(synced, i, j, f"epoch {epoch + 1}, batch {b + 1}")
+            buf = self._local(model, params, xb, yb, wb, keys, stats, layout, (hi - lo) / (j - i),
+                              sync)
             buf = self.comm.allreduce_sum(buf, f"the all-reduce of epoch {epoch + 1}, "
                                                f"batch {b + 1}")
             parts = layout.unpack(xp, buf)
@@ -149,16 +163,33 @@ class DataParallel:
                 bar.set_postfix(_read_logs(model, losses, metric_parts, slices), refresh=False)
         return finish_epoch(model, params, state, losses, metric_parts, slices, bar, epoch)
 
-    def _local(self, model, params, xb, yb, wb, keys, stats, layout, share):
+    def _batch_sync(self, layers, i, j, where):
+        """``(layers, BatchSync)`` for the synchronized BatchNormalization layers on the
+        batch ``i..j-1``; no BatchSync when some rank has no row of it (that rank
+        computes nothing, so it could not join their all-reduces)."""
+        if not layers or j - i < self.size:
+            return None
+        lo, hi = self._share(i, j)
+        return layers, BatchSync(self.comm, j - i, (hi - lo) / (j - i), where)
+
+    def _local(self, model, params, xb, yb, wb, keys, stats, layout, share, sync=None):
         """This rank's part of the step's buffer: gradients, BN statistics and loss scaled
-        by ``share``, then the metric sums (zeros where this rank has no rows)."""
+        by ``share``, then the metric sums (zeros where this rank has no rows). ``sync``:
+        the synchronized BatchNormalization layers and their BatchSync, for this step."""
         from .training import forward_backward
 
         xp, dt = model.backend.xp, model.backend.float_dtype(model.dtype_name)
         device = model.backend.device
         if share == 0:  # a batch with fewer rows than ranks: this rank adds nothing
             return xp.zeros((layout.size + len(model.metrics),), dtype=dt, device=device)
-        loss, y_pred, grads = forward_backward(model, params, xb, yb, wb)
+        layers, batch = sync if sync is not None else ((), None)
+        for layer in layers:
+            layer.sync = batch
+        try:
+            loss, y_pred, grads = forward_backward(model, params, xb, yb, wb)
+        finally:
+            for layer in layers:
+                layer.sync = None
         parts = [grads[k] for k in keys] + [d[k] for d, k in stats]
         parts.append(xp.astype(loss, dt) if loss.dtype != dt else loss)
         buf = layout.pack(xp, parts)

@@ -14,8 +14,9 @@ python train.py``); ``python train.py`` runs the same script on one process, whe
 - Each rank's gradients are scaled by its share of the batch's rows and summed in one
   all-reduce of one flat buffer per step, which also carries the loss, the metric sums
   and the BatchNormalization running statistics (averaged, weighted the same way). So
-  N ranks compute the same numbers as one process with the whole batch (to rounding,
-  without BatchNormalization, whose training-mode statistics stay per rank), every rank
+  N ranks compute the same numbers as one process with the whole batch (to rounding;
+  BatchNormalization's training-mode statistics stay per rank unless it is made with
+  ``synchronized=True``, which all-reduces them), every rank
   logs the same losses and metrics, and EarlyStopping and TerminateOnNaN decide alike.
 - At the start of ``fit`` rank 0's parameters, state and optimizer state are broadcast,
   and the ranks check they were given the same data shapes and arguments.

@@ -80,16 +80,24 @@ class BatchNormalization(Layer):
         Where the running variance starts: "ones" as in Keras and PyTorch, unlike the
         book, which starts it at zeros (:class:`~xpnet.models.MultiLayerNet` passes
         "zeros" and ``epsilon=1e-6`` to follow the book). The running mean starts at zeros.
+    synchronized : bool, default False
+        Keras' name: in data-parallel training (``fit(distributed=...)``) normalise with
+        the statistics of the whole global batch, all-reduced across the ranks (two
+        all-reduces in ``forward``, one in ``backward``), so that N ranks train as one
+        process would; False (Keras' default) uses each rank's own rows. On one process it
+        changes nothing; a batch with fewer rows than ranks uses local statistics.
 
     Training on a batch of one row normalises every feature to 0 (the variance of one
     row is 0): the layer warns once (PyTorch refuses such a batch).
     """
 
     _warned_one_row = False  # set on the instance by the first warning
-    scratch = ("xc", "xn", "std", "x_shape")
+    scratch = ("xc", "xn", "std", "x_shape", "batch_sync")
+    #: set by data-parallel fit on a synchronized layer, per batch (see _distributed_fit)
+    sync = None
 
     def __init__(self, momentum=0.9, epsilon=1e-5, moving_variance_initializer="ones",
-                 name=None, input_shape=None):
+                 name=None, input_shape=None, synchronized=False):
         super().__init__(name=name, input_shape=input_shape)
         self.momentum = V.in_range(momentum, "BatchNormalization(momentum)", 0.0, 1.0)
         self.epsilon = V.positive_float(epsilon, "BatchNormalization(epsilon)")
@@ -98,6 +106,10 @@ class BatchNormalization(Layer):
                 "BatchNormalization(moving_variance_initializer) needs 'ones' (Keras) or "
                 f"'zeros' (the book), got {moving_variance_initializer!r}")
         self.moving_variance_initializer = moving_variance_initializer
+        if synchronized is not True and synchronized is not False:
+            raise V.InvalidParameterError(
+                f"BatchNormalization(synchronized) must be True or False, got {synchronized!r}")
+        self.synchronized = synchronized
 
     def build(self, input_shape, *, xp, device=None, dtype="float32", rng=None):
         n = 1
@@ -127,12 +139,20 @@ class BatchNormalization(Layer):
         if training:
             if x.shape[0] == 1 and not self._warned_one_row:
                 self._warn_one_row()
-            mu = xp.mean(x, axis=0)
-            xc = x - mu
-            var = xp.mean(xc * xc, axis=0)
+            sync = self.sync if self.synchronized else None
+            if sync is None:
+                mu = xp.mean(x, axis=0)
+                xc = x - mu
+                var = xp.mean(xc * xc, axis=0)
+            else:  # the global batch's mean and variance, over every rank's rows
+                mu = sync.sum(xp.sum(x, axis=0), f"{self.name}: the batch mean") / sync.rows
+                xc = x - mu
+                var = sync.sum(xp.sum(xc * xc, axis=0), f"{self.name}: the batch variance") \
+                    / sync.rows
             std = xp.sqrt(var + self.epsilon)
             xn = xc / std
             self.xc, self.xn, self.std, self.x_shape = xc, xn, std, x_shape
+            self.batch_sync = sync
             m = self.momentum
             self.state["running_mean"] = m * self.state["running_mean"] + (1 - m) * mu
             self.state["running_var"] = m * self.state["running_var"] + (1 - m) * var
@@ -154,14 +174,24 @@ class BatchNormalization(Layer):
         xp = self.xp
         if dout.ndim != 2:
             dout = xp.reshape(dout, (dout.shape[0], -1))
-        xn, xc, std = self.xn, self.xc, self.std
+        xn, std = self.xn, self.std
         self.grads["beta"] = xp.sum(dout, axis=0)
         self.grads["gamma"] = xp.sum(xn * dout, axis=0)
         dxn = self.params["gamma"] * dout
+        sync = getattr(self, "batch_sync", None)
+        if sync is None:
+            m1, m2 = xp.mean(dxn, axis=0), xp.mean(dxn * xn, axis=0)
+        else:  # the means over the global batch of the true upstream gradient (each rank's
+            # dout is that of its own mean loss: times its share of the batch), per local row
+            k = dxn.shape[1]
+            both = xp.concat([xp.sum(dxn, axis=0), xp.sum(dxn * xn, axis=0)]) * sync.share
+            both = sync.sum(both, f"{self.name}: the backward sums") / dxn.shape[0]
+            m1, m2 = both[:k], both[k:]
         # d/dx of (x - mean) / std, written in the compact closed form
-        dx = (dxn - xp.mean(dxn, axis=0) - xn * xp.mean(dxn * xn, axis=0)) / std
+        dx = (dxn - m1 - xn * m2) / std
         return dx if len(self.x_shape) == 2 else xp.reshape(dx, self.x_shape)
 
     def get_config(self):
         return {"name": self.name, "momentum": self.momentum, "epsilon": self.epsilon,
-                "moving_variance_initializer": self.moving_variance_initializer}
+                "moving_variance_initializer": self.moving_variance_initializer,
+                "synchronized": self.synchronized}
