@@ -92,18 +92,29 @@ def file_of(m, epoch=None):
 
 
 def refused_cheaply(call, exc, pattern):
-    """``call()`` raises ``exc`` matching ``pattern``, within CHEAP_BYTES and CHEAP_SECONDS."""
+    """``call()`` raises ``exc`` matching ``pattern``, allocating under CHEAP_BYTES and
+    taking under CHEAP_SECONDS.
+
+    Memory is measured under tracemalloc; time is measured on calls of their own, without
+    it (tracemalloc makes Python several times slower), and the best of three counts: a
+    refusal that really reads the data is slow every time, while a pause of a loaded CI
+    machine (1.5 s once, for a refusal that takes 0.02 s) is not. A refusal leaves the
+    model as it was, so the call can be repeated."""
     tracemalloc.start()
-    start = time.perf_counter()
     try:
         with pytest.raises(exc, match=pattern) as info:
             call()
-        seconds = time.perf_counter() - start
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     assert peak < CHEAP_BYTES, f"{peak / 2**20:.1f} MiB allocated before the refusal"
-    assert seconds < CHEAP_SECONDS, f"{seconds:.2f} s before the refusal"
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        with pytest.raises(exc, match=pattern):
+            call()
+        times.append(time.perf_counter() - start)
+    assert min(times) < CHEAP_SECONDS, f"{min(times):.2f} s before the refusal (best of 3)"
     return info
 
 
