@@ -217,12 +217,25 @@ def test_failed_capture_falls_back_with_one_warning(monkeypatch, fake, fail):
 
 def test_dropout_trains_eagerly_with_a_warning(fake):
     """CuPy's generator would replay one mask: a model with Dropout trains eagerly (the
-    eager masks, the eager numbers), saying so once."""
+    eager masks, the eager numbers), saying so once under jit_compile=True."""
     with pytest.warns(RuntimeWarning, match="Dropout") as caught:
         eager, graph, hists = _fit_both("momentum", dropout=0.3)
     assert len([w for w in caught if "Dropout" in str(w.message)]) == 1
     _assert_same(eager, graph, hists)
     assert C.train_steps(graph) is None and fake.calls == []
+    assert "Dropout" in graph._graph_steps.failed
+
+
+def test_auto_captures_and_dropout_is_quiet_under_auto(fake):
+    """"auto" (the default) captures as True does; with Dropout it trains eagerly without
+    a warning (a graph where one can be made), the reason kept on the steps."""
+    x, y = _data()
+    model = _model("auto", "sgd")
+    model.fit(x, y, epochs=1, batch_size=20, verbose=0)
+    assert model._graph_steps.replays == 2
+    model = _model("auto", "sgd", dropout=0.2)
+    model.fit(x, y, epochs=1, batch_size=20, verbose=0)  # warnings are errors here
+    assert "Dropout" in model._graph_steps.failed and C.train_steps(model) is None
 
 
 def test_sample_weights_and_a_frozen_layer(fake):

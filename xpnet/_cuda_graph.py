@@ -22,9 +22,10 @@ pool allocates what the step needs), then once more under ``begin_capture`` /
 graph is launched for that batch. A batch of another shape (the last, partial one) runs
 the same step eagerly on the same buffers. Dropout draws from CuPy's generator, whose
 state a graph would replay unchanged: a model with Dropout trains eagerly (a
-RuntimeWarning says so). Any exception from the warm-up or the capture also falls back to
-the eager step, with one RuntimeWarning saying why, never a crash. ``evaluate`` and
-``predict`` stay eager.
+RuntimeWarning says so under ``jit_compile=True``; under "auto", the default, the reason
+is kept in ``failed``, as "auto" means a graph where one can be made). Any exception
+from the warm-up or the capture also falls back to the eager step, with one
+RuntimeWarning saying why, never a crash. ``evaluate`` and ``predict`` stay eager.
 
 The stream is injected (``capture``, the backend's :class:`~xpnet._backend_jit.CupyGraphs`
 by default), so the logic runs on the CPU with a stand-in stream and graph (the tests).
@@ -91,19 +92,21 @@ class GraphSteps:
         self._params = self._frozen = self._slots = self._state = None
         self._inputs = self._outputs = None
         self._lr = (None, None)
-        if any(isinstance(l, Dropout) for l in model.layers):
+        if any(isinstance(l, Dropout) for l in model.layers):  # said only when asked for
             self._give_up("the model has Dropout, whose masks come from CuPy's generator: a "
-                          "graph would replay one mask, so the model trains eagerly")
+                          "graph would replay one mask, so the model trains eagerly",
+                          warn=model.jit_compile is True)
 
     def __reduce__(self):
         """A graph does not pickle or copy: a copy of the model captures again."""
         return (_nothing, ())
 
-    def _give_up(self, why):
+    def _give_up(self, why, warn=True):
         self.failed = why
         self.graph = self._stream = None
-        warnings.warn(f"xpnet: jit_compile on cupy: no CUDA graph for model "
-                      f"{self.model.name!r}: {why}", RuntimeWarning, stacklevel=4)
+        if warn:
+                warnings.warn(f"xpnet: jit_compile on cupy: no CUDA graph for model "
+                          f"{self.model.name!r}: {why}", RuntimeWarning, stacklevel=4)
 
     # -- the epoch's buffers ----------------------------------------------------------------
     def begin_epoch(self, params, opt_state):
