@@ -201,14 +201,62 @@ def test_partial_batch_only_and_batch_size_change(fake):
     assert graph._graph_steps.captures == 2
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam_schedule"])
+def test_n_replays_are_n_train_steps(fake, optimizer):
+    """The graph steps driven by hand: 5 launches on 5 batches of 10 rows give what 5 calls
+    of :func:`xpnet.training.train_step` give, parameters, slots, step count and losses."""
+    from xpnet.training import train_step
+
+    x, y = _data(n=50)
+    eager, graph = _model(False, optimizer), _model(True, optimizer)
+    for model in (eager, graph):
+        model.build()
+        model.plan_training()
+        model.opt_state = model.optimizer.init_state(model.get_params())
+    params, state = eager.get_params(trainable_only=True), eager.opt_state
+    losses = []
+    for i in range(0, 50, 10):
+        params, state, loss, _ = train_step(eager, eager.optimizer, params, state,
+                                            x[i:i + 10], y[i:i + 10])
+        losses.append(float(loss))
+    steps = GraphSteps(graph, fake.capture)
+    gstate = steps.begin_epoch(graph.get_params(trainable_only=True), graph.opt_state)
+    glosses = []
+    for i in range(0, 50, 10):
+        view, gstate, loss, _ = steps.train_batch(None, gstate, x, y, None, i, i + 10, "int64")
+        glosses.append(float(loss))
+    gstate = steps.end_epoch(gstate)
+    assert steps.replays == 5 and steps.captures == 1 and gstate["step"] == state["step"] == 5
+    np.testing.assert_allclose(glosses, losses, rtol=1e-12)
+    for k, p in params.items():
+        np.testing.assert_allclose(view[k], p, rtol=1e-12, atol=1e-12)
+        for n, a in state["slots"][k].items():
+            np.testing.assert_allclose(gstate["slots"][k][n], a, rtol=1e-12, atol=1e-12)
+
+
+def test_a_new_schedule_is_captured_again(fake):
+    """A float rate, then a schedule, then another schedule: each change of what the graph
+    computes the rate from captures again; the numbers stay the eager ones."""
+    x, y = _data()
+    eager, graph = _model(False, "adam"), _model(True, "adam")
+    rates = [0.01, xn.schedules.ExponentialDecay(0.05, 2, 0.5),
+             xn.schedules.ExponentialDecay(0.02, 3, 0.9)]
+    for lr in rates:
+        for model in (eager, graph):
+            model.optimizer.lr = lr
+            model.fit(x, y, epochs=1, batch_size=20, verbose=0, seed=3)
+    _assert_same(eager, graph, [{}, {}])
+    assert graph._graph_steps.captures == 3 and graph._graph_steps.replays == 6
+
+
 @pytest.mark.parametrize("fail", ["synchronize", "begin_capture", "end_capture"])
-def test_failed_capture_falls_back_with_one_warning(monkeypatch, fake, fail):
+def test_failed_capture_falls_back_with_one_warning(fake, fail):
     """A warm-up or capture that raises: one RuntimeWarning naming the error, the eager
     numbers (the buffers are put back), and eager training in later fits."""
     fake.fail = fail
     with pytest.warns(RuntimeWarning, match="capture failed") as caught:
         eager, graph, hists = _fit_both("adam", epochs=3)
-    assert [str(w.message) for w in caught if "xpnet" in str(w.message)].__len__() == 1
+    assert len([w for w in caught if "xpnet" in str(w.message)]) == 1
     assert fail in str(caught[0].message)
     _assert_same(eager, graph, hists)
     assert C.train_steps(graph) is None
