@@ -344,3 +344,15 @@ def test_graph_on_the_gpu(optimizer):
             assert graph._graph_steps.replays == 4
     finally:
         xn.set_floatx(before)
+
+
+def test_float32_stays_float32(fake):
+    """In float32 (a schedule's rate cast to it, as a Python float meets float32 eagerly)
+    the buffers and the trained parameters stay float32, near the eager numbers."""
+    xn.set_floatx("float32")  # the fixture puts the caller's type back
+    eager, graph, hists = _fit_both("adam_schedule")
+    for a, b in zip(eager.get_weights(), graph.get_weights()):
+        assert b.dtype == a.dtype == np.float32
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    assert all(a.dtype == np.float32 for a in graph._graph_steps._params.values())
+    assert graph._graph_steps.replays == 4

@@ -105,7 +105,7 @@ class GraphSteps:
         self.failed = why
         self.graph = self._stream = None
         if warn:
-                warnings.warn(f"xpnet: jit_compile on cupy: no CUDA graph for model "
+            warnings.warn(f"xpnet: jit_compile on cupy: no CUDA graph for model "
                           f"{self.model.name!r}: {why}", RuntimeWarning, stacklevel=4)
 
     # -- the epoch's buffers ----------------------------------------------------------------
@@ -181,10 +181,14 @@ class GraphSteps:
         return self.step(*self._inputs)
 
     def _lr_buffer(self):
-        """The rate as a 0-d array in a static buffer (None for a schedule, which ``apply``
-        evaluates at the step count buffer)."""
-        lr = self.model.optimizer.lr
-        return None if callable(lr) else self._lr[1]
+        """The rate as a 0-d array in a static buffer; for a schedule, the schedule that
+        ``apply`` evaluates at the step-count buffer, its rate cast to the model's dtype (as
+        eagerly, where a Python float meets the parameters)."""
+        lr, xp = self.model.optimizer.lr, self.xp
+        if not callable(lr):
+            return self._lr[1]
+        dtype = self.model.backend.float_dtype(self.model.dtype_name)
+        return lambda step: xp.astype(xp.asarray(lr(step)), dtype)
 
     def _set_lr(self):
         """Write a changed float rate into its buffer before a replay. A schedule is part
