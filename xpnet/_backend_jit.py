@@ -1,9 +1,10 @@
 """The compilers behind ``jit_compile`` (:mod:`xpnet.compiled`): what a backend that
 compiles a whole step gives it. JAX: ``jax.jit`` with donated buffers, dropout keys
-carried as values, tracers told apart from data."""
+carried as values, tracers told apart from data. CuPy: a side stream to capture one
+training step into a CUDA graph (:mod:`xpnet._cuda_graph` holds the capture logic)."""
 from __future__ import annotations
 
-__all__ = ["JaxCompiler", "COMPILERS"]
+__all__ = ["JaxCompiler", "CupyGraphs", "COMPILERS"]
 
 
 class _KeyStream:
@@ -65,5 +66,70 @@ class JaxCompiler:
         return jax.make_jaxpr(fn)(*args)
 
 
+class _CaptureStream:
+    """A non-blocking CuPy stream for a warm-up and a capture, with its own memory pool.
+
+    ``with`` it: the current stream is synchronised first (the batch was copied there),
+    then this stream is current and allocations come from the private pool, so the
+    addresses a graph bakes in are never handed to other arrays (a graph's temporaries
+    return to this pool only, which nothing else allocates from, and which lives as long
+    as the graph). Leaving it waits for the stream. ``begin_capture``, ``end_capture``
+    and ``synchronize`` are CuPy's; CuPy captures in relaxed mode, where the pool may
+    still grow during the capture (the warm-up has allocated what the step needs)."""
+
+    def __init__(self):
+        import cupy
+
+        self.pool = cupy.cuda.MemoryPool()
+        self.stream = cupy.cuda.Stream(non_blocking=True)
+        self._scopes = []
+
+    def __enter__(self):
+        import cupy
+
+        cupy.cuda.get_current_stream().synchronize()
+        allocator = cupy.cuda.using_allocator(self.pool.malloc)
+        allocator.__enter__()
+        self.stream.__enter__()
+        self._scopes = [allocator, self.stream]
+        return self
+
+    def __exit__(self, *exc):
+        while self._scopes:
+            self._scopes.pop().__exit__(*exc)
+        try:  # what was queued on the stream is done before its buffers are touched again
+            self.stream.synchronize()
+        except Exception:
+            if exc[0] is None:
+                raise
+        return False
+
+    def synchronize(self):
+        self.stream.synchronize()
+
+    def begin_capture(self):
+        self.stream.begin_capture()
+
+    def end_capture(self):
+        return self.stream.end_capture()
+
+    def is_capturing(self) -> bool:
+        return bool(self.stream.is_capturing())
+
+
+class CupyGraphs:
+    """CUDA graphs for xpnet's training step on the cupy backend: not a compiler (the
+    steps stay CuPy calls), a stream to record one step on; ``cupy.cuda.Graph.launch()``
+    replays it on the current stream."""
+
+    name = "CUDA graph"
+    captures_graphs = True  # xpnet.compiled: fit replays a graph; evaluate/predict eager
+
+    def capture(self, fn=None):
+        """A new capture stream (``fn``, the step, is for stand-ins that replay it in
+        Python; a CUDA stream records its kernels instead)."""
+        return _CaptureStream()
+
+
 #: backend name -> its compiler's class (the backend's ``compiler`` field)
-COMPILERS = {"jax": JaxCompiler}
+COMPILERS = {"jax": JaxCompiler, "cupy": CupyGraphs}

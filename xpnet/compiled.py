@@ -16,7 +16,9 @@ The layers are the same objects as in eager mode: a step is traced by running th
 no tracer is left on any of them. A new batch shape (the last, partial batch) is traced
 once and kept, so no epoch compiles again; padding that batch instead would let its
 padded rows into BatchNormalization's batch statistics. ``jit_compile`` is a no-op on
-backends without a compiler (NumPy, array-api-strict, PyTorch, CuPy).
+backends without a compiler (NumPy, array-api-strict, PyTorch). On CuPy, ``fit`` replays
+one training step captured as a CUDA graph instead (:func:`train_steps`,
+:mod:`xpnet._cuda_graph`); evaluate and predict stay eager there.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ from . import backend as B
 from . import data as D
 from .layers.regularization import Dropout
 
-__all__ = ["check_jit_compile", "steps", "CompiledSteps"]
+__all__ = ["check_jit_compile", "steps", "train_steps", "CompiledSteps"]
 
 
 def check_jit_compile(value):
@@ -45,7 +47,7 @@ def steps(model) -> "CompiledSteps | None":
     if not model.built or getattr(model, "jit_compile", False) is False:
         return None
     compiler = model.backend.compiler
-    if compiler is None:
+    if compiler is None or getattr(compiler, "captures_graphs", False):
         return None
     objects = (model._bindings, model.optimizer, model.loss, *model.metrics)
     key = (objects, tuple(k for k, _, _ in model._train_bindings))
@@ -54,6 +56,17 @@ def steps(model) -> "CompiledSteps | None":
             any(a is not b for a, b in zip(cached.key[0], objects)):
         cached = model._compiled_steps = CompiledSteps(model, compiler, key)
     return cached
+
+
+def train_steps(model):
+    """The steps ``fit`` runs: :func:`steps`, or on a backend that captures CUDA graphs
+    (CuPy) the graph steps of :mod:`xpnet._cuda_graph`; None where it trains eagerly."""
+    compiler = model.backend.compiler if model.built else None
+    if getattr(compiler, "captures_graphs", False):
+        from ._cuda_graph import graph_steps
+
+        return graph_steps(model, compiler)
+    return steps(model)
 
 
 def layer_state(model) -> dict:

@@ -164,7 +164,8 @@ class Sequential(C.Weights, Summary):
 
         ``jit_compile`` (True, False or "auto", as Keras 3): on a backend that compiles
         whole steps (JAX), fit, evaluate and predict run one compiled function per batch
-        (:mod:`xpnet.compiled`); elsewhere it changes nothing.
+        (:mod:`xpnet.compiled`); on CuPy, fit replays one step captured as a CUDA graph
+        (:mod:`xpnet._cuda_graph`); elsewhere it changes nothing.
 
         The loss checks the last layer (:meth:`xpnet.losses.Loss.check_output`) here,
         and again when the model is built: a cross-entropy loss refuses an output

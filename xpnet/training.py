@@ -184,7 +184,7 @@ def _train_epoch(model, x, y, y_dtype, slices, order, bar, epoch, w=None):
     backend, dtype = model.backend, model.dtype_name
     refresh = max(1, math.ceil(len(slices) / _BAR_UPDATES))  # at most 10 reads
     params, state = model.get_params(trainable_only=True), model.opt_state
-    jit = _compiled.steps(model)  # compile(jit_compile=...): one compiled call per batch
+    jit = _compiled.train_steps(model)  # jit_compile: one compiled call (or graph) a batch
     if jit is not None:
         state = jit.begin_epoch(params, state)
     losses, metric_parts = [], [[] for _ in model.metrics]
