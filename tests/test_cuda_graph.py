@@ -275,7 +275,8 @@ def test_dropout_trains_eagerly_with_a_warning(fake):
 
 
 def test_auto_captures_and_dropout_is_quiet_under_auto(fake):
-    """"auto" (the default) captures as True does; with Dropout it trains eagerly without
+    """"auto" captures as True does where the graph maker allows it (the stand-in does;
+    CuPy's not yet, see below); with Dropout it trains eagerly without
     a warning (a graph where one can be made), the reason kept on the steps."""
     x, y = _data()
     model = _model("auto", "sgd")
@@ -284,6 +285,22 @@ def test_auto_captures_and_dropout_is_quiet_under_auto(fake):
     model = _model("auto", "sgd", dropout=0.2)
     model.fit(x, y, epochs=1, batch_size=20, verbose=0)  # warnings are errors here
     assert "Dropout" in model._graph_steps.failed and C.train_steps(model) is None
+
+
+def test_auto_leaves_cupy_eager_until_the_graph_has_run_on_a_gpu(fake):
+    """CuPy's graph maker does not turn the graph on under "auto" (the default) until the
+    path is verified on a GPU; True still asks for it."""
+    from xpnet._backend_jit import CupyGraphs
+
+    assert CupyGraphs.auto is False
+    fake.auto = False  # the stand-in as CuPy's says
+    x, y = _data()
+    model = _model("auto", "sgd")
+    model.fit(x, y, epochs=1, batch_size=20, verbose=0)
+    assert C.train_steps(model) is None and fake.calls == []
+    model = _model(True, "sgd")
+    model.fit(x, y, epochs=1, batch_size=20, verbose=0)
+    assert model._graph_steps.replays == 2
 
 
 def test_sample_weights_and_a_frozen_layer(fake):

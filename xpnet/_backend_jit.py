@@ -124,6 +124,9 @@ class CupyGraphs:
 
     name = "CUDA graph"
     captures_graphs = True  # xpnet.compiled: fit replays a graph; evaluate/predict eager
+    #: whether jit_compile="auto" (the default) turns the graph on. Not until the path has
+    #: run on a GPU and given the eager numbers there: until then only True asks for it.
+    auto = False
 
     def capture(self, fn=None):
         """A new capture stream (``fn``, the step, is for stand-ins that replay it in

@@ -1,4 +1,4 @@
-"""CUDA graphs for ``fit`` on the cupy backend: ``compile(jit_compile=True or "auto")``.
+"""CUDA graphs for ``fit`` on the cupy backend: ``compile(jit_compile=True)``.
 
 An eager CuPy step is some twenty-five kernels, each launched from Python. Here one
 training step (:func:`xpnet.training.forward_backward`, the optimizer's ``apply``, the
@@ -22,8 +22,10 @@ pool allocates what the step needs), then once more under ``begin_capture`` /
 graph is launched for that batch. A batch of another shape (the last, partial one) runs
 the same step eagerly on the same buffers. Dropout draws from CuPy's generator, whose
 state a graph would replay unchanged: a model with Dropout trains eagerly (a
-RuntimeWarning says so under ``jit_compile=True``; under "auto", the default, the reason
-is kept in ``failed``, as "auto" means a graph where one can be made). Any exception
+RuntimeWarning says so under ``jit_compile=True``; under "auto" the reason is kept in
+``failed``, as "auto" means a graph where one can be made). "auto", the default, turns
+the graph on only where the backend's graph maker says so (its ``auto``): CuPy's does not
+until this path has run on a GPU. Any exception
 from the warm-up or the capture also falls back to the eager step, with one
 RuntimeWarning saying why, never a crash. ``evaluate`` and ``predict`` stay eager.
 
@@ -44,7 +46,8 @@ __all__ = ["graph_steps", "GraphSteps"]
 def graph_steps(model, compiler) -> "GraphSteps | None":
     """The model's graph steps, made once per build, compile and set of trainable layers;
     None where it trains eagerly (``jit_compile=False``, Dropout, a failed capture)."""
-    if not model.built or getattr(model, "jit_compile", False) is False:
+    jit = getattr(model, "jit_compile", False)
+    if not model.built or jit is False or (jit == "auto" and not getattr(compiler, "auto", True)):
         return None
     objects = (model._bindings, model.optimizer, model.loss, *model.metrics)
     key = (objects, tuple(k for k, _, _ in model._train_bindings))
