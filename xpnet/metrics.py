@@ -144,15 +144,16 @@ class SparseTopKCategoricalAccuracy(Metric):
         if tuple(t.shape) != tuple(y_pred.shape[:-1]):
             raise ValueError(f"{type(self).__name__} takes integer labels of shape (n,) or "
                              f"(n, 1), got {tuple(t.shape)} for predictions {tuple(y_pred.shape)}")
-        return xp.astype(t, xp.int64)
+        # the labels' own integer type (JAX without 64-bit types has no int64)
+        return t if xp.isdtype(t.dtype, "integral") else xp.astype(t, xp.int32)
 
     def batch_sum(self, y_pred, t):
         xp = array_namespace(y_pred)
         t = self._labels(xp, y_pred, t)
-        classes = xp.arange(y_pred.shape[-1], dtype=xp.int64, device=device(y_pred))
+        classes = xp.arange(y_pred.shape[-1], dtype=t.dtype, device=device(y_pred))
         one_hot = xp.astype(classes == xp.expand_dims(t, axis=-1), y_pred.dtype)
         own = xp.sum(one_hot * y_pred, axis=-1, keepdims=True)  # each row's label's score
-        above = xp.sum(xp.astype(y_pred > own, xp.int64), axis=-1)
+        above = xp.sum(xp.astype(y_pred > own, xp.int32), axis=-1)
         return xp.sum(xp.astype(above < self.k, y_pred.dtype))
 
 
