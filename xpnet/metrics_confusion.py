@@ -255,7 +255,8 @@ class AUC(Metric):
 
     def result(self, total, n):
         xp = array_namespace(total)
-        tp, fp, tn, fn = (xp.reshape(total, (4, self.num_thresholds, -1))[k] for k in range(4))
+        tp, fp, tn, fn = (xp.reshape(total, (4, self.num_thresholds, -1))[k, ...]
+                          for k in range(4))
         if self.curve == "PR" and self.summation_method == "interpolation":
             by_label = _interpolate_pr(xp, tp, fp, fn)
         else:
