@@ -173,6 +173,12 @@ def test_fit_and_evaluate_log_them(backend, capsys):
     assert logs["auc"] == pytest.approx(roc_auc_score(y[150:], p), abs=5e-3)
 
 
+def test_callbacks_maximise_them():
+    for monitor in ("val_auc", "precision", "val_recall", "val_pr_auc"):
+        assert xn.callbacks.EarlyStopping(monitor=monitor).mode == "max"
+    assert xn.callbacks.EarlyStopping(monitor="val_mse").mode == "min"
+
+
 def test_names_and_raw_scores():
     logits = xn.losses.BinaryCrossentropy(from_logits=True)
     assert get_metric("precision", logits).threshold == 0.0
