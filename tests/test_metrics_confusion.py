@@ -60,6 +60,7 @@ def test_keras_auc_examples(backend):
     logits = -np.log(1 / (p32 + np.float32(1e-12)) - 1)
     assert value(AUC(5, from_logits=True), logits, t) == pytest.approx(1 - 3 / 32)
     assert value(AUC(thresholds=[0.5], multi_label=True), p, t) == pytest.approx(0.625)
+    assert value(AUC(thresholds=[0.75, 0.25, 0.5]), p, t) == value(AUC(5), p, t)
 
 
 # -- scikit-learn as the reference --------------------------------------------------------

@@ -174,7 +174,8 @@ class AUC(Metric):
     name : str, optional
         The logged name (default ``"auc"``).
     thresholds : list of float, optional
-        Instead of ``num_thresholds`` (the end points are added).
+        Instead of ``num_thresholds`` (the end points are added); compared as given
+        (``y > t``) unless evenly spaced.
     multi_label : bool
         One AUC per output column, averaged; else every output counts as one decision.
     from_logits : bool
@@ -201,8 +202,10 @@ class AUC(Metric):
         self.num_labels = _check_int(num_labels, "AUC(num_labels)", 1)
         if thresholds is not None:
             inner = sorted(float(v) for v in thresholds)
-            self.thresholds, self._inner = inner, inner
-            self.num_thresholds = len(inner) + 2
+            self.thresholds, self.num_thresholds = inner, len(inner) + 2
+            ends = [0.0, *inner, 1.0]  # evenly spaced: Keras' bucket form, as the default
+            even = all(abs(v - i / (len(ends) - 1)) <= EPSILON for i, v in enumerate(ends))
+            self._inner = None if even else inner
         else:
             if not isinstance(num_thresholds, numbers.Integral) or num_thresholds <= 1:
                 raise ValueError("Argument `num_thresholds` must be an integer > 1. "
