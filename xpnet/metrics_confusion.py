@@ -223,15 +223,16 @@ class AUC(Metric):
         return (4 * self.num_thresholds * labels,)
 
     def _positive(self, xp, y):
-        """``(T, rows, labels)``: prediction above each threshold."""
+        """``(labels, T, rows)``: prediction above each threshold, for ``y`` of shape
+        ``(labels, rows)``."""
         count, dt = self.num_thresholds, y.dtype
+        y = xp.expand_dims(y, axis=1)
         if self._inner is not None:  # given thresholds: compared as they are
             limits = xp.asarray([-EPSILON, *self._inner, 1 + EPSILON], dtype=dt, device=device(y))
-            return xp.expand_dims(y, axis=0) > xp.reshape(limits, (count, 1, 1))
+            return y > xp.reshape(limits, (1, count, 1))
         # evenly spaced: Keras' buckets, p above threshold i (0 < i < T-1) when i < p (T-1)
-        y = xp.clip(y, 0.0, 1.0) * (count - 1)
-        index = xp.reshape(xp.arange(count, dtype=dt, device=device(y)), (count, 1, 1))
-        return (index < xp.expand_dims(y, axis=0)) | (index == 0)
+        index = xp.reshape(xp.arange(count, dtype=dt, device=device(y)), (1, count, 1))
+        return (index < xp.clip(y, 0.0, 1.0) * (count - 1)) | (index == 0)
 
     def batch_sum(self, y_pred, t, sample_weight=None):
         """``[tp, fp, tn, fn]`` at each threshold (and label), flattened."""
@@ -243,18 +244,26 @@ class AUC(Metric):
             if y.ndim != 2 or (self.num_labels is not None and y.shape[1] != self.num_labels):
                 raise ValueError(f"AUC(multi_label=True) takes predictions of shape (n, "
                                  f"{self.num_labels or 'labels'}), got {tuple(y.shape)}")
+            y, t = xp.permute_dims(y, (1, 0)), xp.permute_dims(t, (1, 0))  # (labels, rows)
+            w = None if w is None else xp.permute_dims(w, (1, 0))
         else:
-            y, t = xp.reshape(y, (-1, 1)), xp.reshape(t, (-1, 1))
-            w = None if w is None else xp.reshape(w, (-1, 1))
+            y, t = xp.reshape(y, (1, -1)), xp.reshape(t, (1, -1))
+            w = None if w is None else xp.reshape(w, (1, -1))
         actual = xp.astype(t != 0, y.dtype)
-        actual_w = actual if w is None else actual * w
-        negative_w = (1 - actual) if w is None else (1 - actual) * w
-        predicted = xp.astype(self._positive(xp, y), y.dtype)
-        tp = xp.sum(predicted * actual_w, axis=1)
-        fp = xp.sum(predicted * negative_w, axis=1)
-        tn = xp.sum(negative_w, axis=0) - fp
-        fn = xp.sum(actual_w, axis=0) - tp
-        return xp.reshape(xp.stack([tp, fp, tn, fn]), (-1,))
+        predicted = xp.astype(self._positive(xp, y), y.dtype)  # (labels, T, rows)
+        if w is None:  # counts of 0/1 products: a matrix product, exact in float32 to 2**24
+            counts = xp.matmul(predicted, xp.stack([actual, xp.ones_like(actual)], axis=-1))
+            tp, fp = counts[..., 0], counts[..., 1] - counts[..., 0]
+            positives, negatives = xp.sum(actual, axis=-1), xp.sum(1 - actual, axis=-1)
+        else:  # weighted: element-wise (a matrix product may round the weights, TF32)
+            predicted = predicted * xp.expand_dims(w, axis=1)
+            tp = xp.sum(predicted * xp.expand_dims(actual, axis=1), axis=-1)
+            fp = xp.sum(predicted, axis=-1) - tp
+            positives, negatives = xp.sum(actual * w, axis=-1), xp.sum(w - actual * w, axis=-1)
+        fn = xp.expand_dims(positives, axis=-1) - tp
+        tn = xp.expand_dims(negatives, axis=-1) - fp
+        counts = xp.permute_dims(xp.stack([tp, fp, tn, fn]), (0, 2, 1))  # (4, T, labels)
+        return xp.reshape(counts, (-1,))
 
     def result(self, total, n):
         xp = array_namespace(total)
