@@ -82,6 +82,21 @@ def sync_bn(comm, rows=1010, batch_size=101):
             "running": [np.asarray(xn.to_numpy(v)) for _, v in sorted(state.items())]}
 
 
+def confusion(comm, rows=1011, batch_size=101):
+    """Precision, recall and AUC (vectors of confusion counts in the all-reduce) on uneven
+    shards and a last batch of one row: the history."""
+    x, y = data(rows, seed=10)
+    model = xn.Sequential([Dense(16, activation="relu", input_dim=N_IN),
+                           Dense(N_OUT, activation="sigmoid")], seed=7, dtype="float64")
+    model.compile(OPTIMIZERS["adam"](), loss="binary_crossentropy",
+                  metrics=["precision", "recall", "auc",
+                           xn.metrics.AUC(multi_label=True, curve="PR", name="pr_auc"),
+                           xn.metrics.Recall(class_id=2, name="recall_2")])
+    history = model.fit(x, np.eye(N_OUT)[y], batch_size=batch_size, epochs=2, seed=3,
+                        verbose=0, distributed=comm)
+    return history.history
+
+
 def full_fit(comm, folder):
     """fit with validation, EarlyStopping and ModelCheckpoint: history, weights, files."""
     x, y = data(600, seed=1)
@@ -148,6 +163,7 @@ def scenarios(comm, backend, out):
         res["uneven"] = steps(comm, "adam", "float64", rows=1011, batch_size=101)
         res["weighted"] = weighted(comm)
         res["sync_bn"] = sync_bn(comm)
+        res["confusion"] = confusion(comm)
         res["fit"] = full_fit(comm, out / backend / tag / "fit")
         res["resume"] = resume(comm, out / backend / ("ref" if comm is None else "shared"))
         if comm is not None:

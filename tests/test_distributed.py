@@ -144,6 +144,18 @@ def test_sample_weights_on_uneven_shards_match_one_process(gloo, ref, backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_precision_recall_auc_counts_all_reduce_to_one_process(gloo, ref, backend):
+    """Vector metric sums (confusion counts) in the flat buffer: the ranks' counts add up
+    to one process's, a rank without rows adding zeros."""
+    (r0, r1), _ = gloo
+    assert r0[backend]["confusion"] == r1[backend]["confusion"]
+    theirs = ref(backend)["confusion"]
+    assert set(theirs) == set(r0[backend]["confusion"])
+    for k, v in theirs.items():
+        np.testing.assert_allclose(r0[backend]["confusion"][k], v, rtol=1e-9, err_msg=k)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_synchronized_batch_norm_trains_as_one_process(gloo, ref, backend):
     """BatchNormalization(synchronized=True): the global batch's mean and variance in
     forward, the global sums in backward, so 2 ranks match 1 process (float64)."""

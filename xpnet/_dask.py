@@ -90,6 +90,11 @@ def evaluate(model, x, y, batch_size):
     if x.ndim < 2:
         raise ValueError(f"x must have one row per sample, got a Dask array of shape {x.shape}")
     model.check_input(x)
+    ratio = [n for n, m in zip(model.metric_names, model.metrics)
+             if m.stat_shape(model.output_shape) != ()]
+    if ratio:  # the blocks' means would not add up to theirs
+        raise NotImplementedError(f"evaluate on Dask arrays averages the blocks' means; "
+                                  f"{ratio} are not means over the rows: evaluate in memory")
     x = _whole_rows(x)
     if not is_dask_array(y):
         y = D.as_data(y, B.load("numpy"), "y")  # targets in memory, on the host

@@ -6,7 +6,8 @@ checks that the ranks agree and broadcasts rank 0's arrays when training starts
 per batch, :func:`xpnet.training.forward_backward` on this rank's rows, ONE all-reduce of
 a flat buffer ``[grads * share, BN statistics * share, loss * share, metric sums]``
 (``share`` = this rank's rows / the batch's rows: losses are means over the batch, so the
-sum over the ranks is the whole batch's mean), then ``optimizer.apply`` on every rank.
+sum over the ranks is the whole batch's mean; a metric's sum may be a vector of additive
+statistics, its ``stat_shape``), then ``optimizer.apply`` on every rank.
 """
 from __future__ import annotations
 
@@ -135,6 +136,8 @@ class DataParallel:
         layout = _Layout([(None, k, params[k].shape) for k in keys]
                          + [(d, k, d[k].shape) for d, k in stats] + [(None, "loss", ())])
         losses, metric_parts = [], [[] for _ in model.metrics]
+        shapes = [tuple(m.stat_shape(model.output_shape)) for m in model.metrics]
+        ends = [1 + sum(math.prod(s) for s in shapes[:k + 1]) for k in range(len(shapes))]
         synced = [l for l in model._train_layers if getattr(l, "synchronized", False)]
         for b, (i, j) in enumerate(slices):
             lo, hi = self._share(i, j)
@@ -144,7 +147,7 @@ class DataParallel:
             wb = None if w is None else D.take_rows(w, index, backend, dtype)
             sync = self._batch_sync(synced, i, j, f"epoch {epoch + 1}, batch {b + 1}")
             buf = self._local(model, params, xb, yb, wb, keys, stats, layout, (hi - lo) / (j - i),
-                              sync)
+                              sync, ends[-1] - 1 if ends else 0)
             buf = self.comm.allreduce_sum(buf, f"the all-reduce of epoch {epoch + 1}, "
                                                f"batch {b + 1}")
             parts = layout.unpack(xp, buf)
@@ -156,8 +159,8 @@ class DataParallel:
             # buffer (the size of the gradients) alive until the epoch ends
             tail = xp.asarray(buf[layout.size - 1:], copy=True)
             losses.append(xp.reshape(tail[0:1], ()))
-            for m, parts_m in enumerate(metric_parts, start=1):
-                parts_m.append(xp.reshape(tail[m:m + 1], ()))
+            for parts_m, shape, end in zip(metric_parts, shapes, ends):
+                parts_m.append(xp.reshape(tail[end - math.prod(shape):end], shape))
             if bar is not None and ((b + 1) % refresh == 0 or b + 1 == len(slices)):
                 bar.update(b + 1 - bar.n)
                 bar.set_postfix(_read_logs(model, losses, metric_parts, slices), refresh=False)
@@ -172,16 +175,19 @@ class DataParallel:
         lo, hi = self._share(i, j)
         return layers, BatchSync(self.comm, j - i, (hi - lo) / (j - i), where)
 
-    def _local(self, model, params, xb, yb, wb, keys, stats, layout, share, sync=None):
+    def _local(self, model, params, xb, yb, wb, keys, stats, layout, share, sync=None,
+               n_stats=None):
         """This rank's part of the step's buffer: gradients, BN statistics and loss scaled
-        by ``share``, then the metric sums (zeros where this rank has no rows). ``sync``:
-        the synchronized BatchNormalization layers and their BatchSync, for this step."""
+        by ``share``, then the metric sums, flat (``n_stats`` numbers; zeros where this rank
+        has no rows). ``sync``: the synchronized BatchNormalization layers and their
+        BatchSync, for this step."""
         from .training import forward_backward
 
         xp, dt = model.backend.xp, model.backend.float_dtype(model.dtype_name)
         device = model.backend.device
         if share == 0:  # a batch with fewer rows than ranks: this rank adds nothing
-            return xp.zeros((layout.size + len(model.metrics),), dtype=dt, device=device)
+            n_stats = len(model.metrics) if n_stats is None else n_stats
+            return xp.zeros((layout.size + n_stats,), dtype=dt, device=device)
         layers, batch = sync if sync is not None else ((), None)
         for layer in layers:
             layer.sync = batch
@@ -195,6 +201,6 @@ class DataParallel:
         buf = layout.pack(xp, parts)
         buf = buf * share if share != 1 else buf
         if model.metrics:
-            sums = [xp.reshape(xp.astype(m.batch_sum(y_pred, yb), dt), (1,)) for m in model.metrics]
+            sums = [xp.reshape(xp.astype(m.batch_sum(y_pred, yb), dt), (-1,)) for m in model.metrics]
             buf = xp.concat([buf, *sums])
         return buf

@@ -101,10 +101,13 @@ class CallbackList:
 
 
 def _monitor_mode(monitor, mode):
+    """``mode="auto"``: "max" for accuracies, precision, recall and AUC (Keras' metrics
+    whose direction is "up"), else "min"."""
     if mode not in ("auto", "min", "max"):
         raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
     if mode == "auto":
-        mode = "max" if "acc" in monitor else "min"
+        up = ("acc", "auc", "precision", "recall")
+        mode = "max" if any(k in monitor for k in up) else "min"
     return mode
 
 

@@ -1,7 +1,10 @@
-"""Metrics for :class:`xpnet.Sequential`: "accuracy", "mae", "mse".
+"""Metrics for :class:`xpnet.Sequential`: "accuracy", "mae", "mse", "precision", "recall",
+"auc" ...
 
 A metric returns the *sum* over the batch as a 0-d array on the device, so the model
-can add batches up without a host sync and divide once per epoch.
+can add batches up without a host sync and divide once per epoch. A metric that is not
+a mean over the rows (precision, AUC) returns a 1-D array of additive statistics
+instead (confusion counts) and turns their sums into its value in :meth:`Metric.result`.
 """
 from __future__ import annotations
 
@@ -11,16 +14,32 @@ from array_api_compat import array_namespace, device
 
 __all__ = ["Metric", "SparseCategoricalAccuracy", "CategoricalAccuracy", "BinaryAccuracy",
            "MeanAbsoluteError", "MeanSquaredError", "TopKCategoricalAccuracy",
-           "SparseTopKCategoricalAccuracy", "get_metric", "METRICS"]
+           "SparseTopKCategoricalAccuracy", "Precision", "Recall", "AUC", "get_metric",
+           "METRICS"]
 
 
 class Metric:
-    """Base class: ``batch_sum(y_pred, t)`` -> the metric summed over the batch."""
+    """Base class: ``batch_sum(y_pred, t)`` -> the metric summed over the batch.
+
+    The loops add the batches' values up on the device (over the ranks too, in a
+    data-parallel fit) and log ``result(total, rows)``: the mean over the rows unless a
+    subclass returns a 1-D array of statistics (``stat_shape``) and its own ``result``.
+    """
 
     name = "metric"
 
     def batch_sum(self, y_pred, t):
         raise NotImplementedError
+
+    def stat_shape(self, output_shape) -> tuple:
+        """The shape of ``batch_sum``'s value for a model's ``output_shape``: ``()``, or
+        ``(k,)`` for ``k`` additive statistics."""
+        return ()
+
+    def result(self, total, n) -> float:
+        """The logged value from ``total``, the sum of the batches' values (an array on the
+        device), over ``n`` rows: ``total / n`` (one host read)."""
+        return float(total) / n
 
     def __repr__(self):
         return f"{type(self).__name__}()"
@@ -170,7 +189,8 @@ class TopKCategoricalAccuracy(SparseTopKCategoricalAccuracy):
 
 
 METRICS = ("accuracy", "acc", "mae", "mean_absolute_error", "mse", "mean_squared_error",
-           "top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy")
+           "top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy", "precision",
+           "recall", "auc")
 
 
 def get_metric(spec, loss=None, output_units=None) -> Metric:
@@ -179,6 +199,8 @@ def get_metric(spec, loss=None, output_units=None) -> Metric:
     "accuracy" picks its form from the loss, as Keras does: sparse labels for
     sparse_categorical_crossentropy, one-hot for categorical_crossentropy, a 0.5 threshold
     for binary_crossentropy or a one-unit output (0 for raw scores: ``from_logits=True``).
+    "precision" and "recall" take threshold 0 and "auc" a sigmoid first after a loss with
+    ``from_logits=True``.
     """
     if isinstance(spec, Metric):
         return spec
@@ -200,4 +222,12 @@ def get_metric(spec, loss=None, output_units=None) -> Metric:
         return TopKCategoricalAccuracy()
     if key == "sparse_top_k_categorical_accuracy":
         return SparseTopKCategoricalAccuracy()
+    logits = bool(getattr(loss, "from_logits", False))
+    if key in ("precision", "recall"):
+        return (Precision if key == "precision" else Recall)(thresholds=0.0 if logits else None)
+    if key == "auc":
+        return AUC(from_logits=logits)
     raise ValueError(f"unknown metric {spec!r}; valid names are: {', '.join(METRICS)}")
+
+
+from .metrics_confusion import AUC, Precision, Recall  # noqa: E402  (they build on Metric)

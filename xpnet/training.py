@@ -332,13 +332,16 @@ def _evaluate(model, x, y, y_dtype, w, batch_size, verbose=0):
 
 
 def _read_logs(model, losses, metric_parts, slices):
-    """One host read: the means over the rows of the batches so far (``len(losses)``)."""
+    """One host read: the means over the rows of the batches so far (``len(losses)``);
+    a metric's summed statistics (a 1-D array per batch) go to its ``result``."""
     xp, n = model.backend.xp, slices[len(losses) - 1][1]
     w = xp.asarray([j - i for i, j in slices[:len(losses)]], dtype=losses[0].dtype,
                    device=array_api_compat.device(losses[0]))
     logs = {"loss": float(xp.sum(xp.stack(losses) * w)) / n}
-    for name, parts in zip(model.metric_names, metric_parts):
-        logs[name] = float(xp.sum(xp.stack(parts))) / n
+    for metric, name, parts in zip(model.metrics, model.metric_names, metric_parts):
+        stacked = xp.stack(parts)
+        total = xp.sum(stacked) if stacked.ndim == 1 else xp.sum(stacked, axis=0)
+        logs[name] = metric.result(total, n)
     return logs
 
 
