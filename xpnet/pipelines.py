@@ -82,10 +82,11 @@ def _is_iterator(x) -> bool:
 
 
 def _as_input(a, backend):
-    """A batch's array for the checks: host torch tensors as NumPy (no copy) unless the
-    backend is torch on the CPU; a backend array on another device moved to the model's."""
+    """A batch's array for the checks: torch tensors on the CPU as NumPy (no copy: checked
+    on the host, then moved as NumPy data is), device tensors read back unless the backend
+    is torch; an array of the backend on another device moved to the model's."""
     lib = B.library_of(a)
-    if lib == "torch" and backend.name != "torch":
+    if lib == "torch" and (backend.name != "torch" or str(array_api_compat.device(a)) == "cpu"):
         return B.to_numpy(a)
     if lib == backend.name and lib != "numpy" and array_api_compat.device(a) != backend.device:
         return array_api_compat.to_device(a, backend.device)

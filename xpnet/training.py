@@ -1,4 +1,5 @@
-"""Training: the loops behind ``Sequential.fit`` and ``evaluate``, and the step they run.
+"""Training: the loop behind ``Sequential.fit`` and the step it runs (``evaluate``'s loop
+is in :mod:`xpnet.evaluation`, input pipelines in :mod:`xpnet.pipelines`).
 
 :func:`run_fit` checks its arguments and the data once, then runs epochs of
 :func:`train_step`, a pure function of (parameters, optimizer state, batch): it reads
@@ -29,6 +30,7 @@ from . import pipelines as P
 from . import sample_weights as SW
 from ._validate import check_seed
 from .callbacks import CallbackList
+from .evaluation import eval_batch, evaluate_arrays as _evaluate, run_evaluate
 from .history import History
 from .layers.regularization import Dropout
 
@@ -327,49 +329,6 @@ def forward_backward(model, params: dict, x, y, sample_weight=None):
         return loss, y_pred, model.get_grads()
     finally:
         lock.release()
-
-
-def run_evaluate(model, x, y, batch_size=32, verbose=1, sample_weight=None):
-    """Loss and metrics over ``(x, y)`` as a dict (read from the device once);
-    ``sample_weight`` weighs the rows' losses as in ``fit``."""
-    batch_size = D.check_batch_size(batch_size)
-    x, y, y_dtype = _prepare(model, x, y)
-    w = SW.prepare_weights(sample_weight, None, x, y, model.backend, model.dtype_name)
-    return _evaluate(model, x, y, y_dtype, w, batch_size, verbose)
-
-
-def _evaluate(model, x, y, y_dtype, w, batch_size, verbose=0):
-    """Loss and metrics of data already checked by :func:`_prepare` (``w``: the rows'
-    weights, or None)."""
-    backend, dtype = model.backend, model.dtype_name
-    slices = D.batch_slices(D.num_rows(x), batch_size)
-    bar = _progress(len(slices), "Evaluate", verbose)
-    losses, metric_parts = [], [[] for _ in model.metrics]
-    jit = _compiled.steps(model)
-    for i, j in slices:
-        xb = D.take_rows(x, slice(i, j), backend, dtype)
-        yb = D.take_rows(y, slice(i, j), backend, y_dtype)
-        wb = None if w is None else D.take_rows(w, slice(i, j), backend, dtype)
-        loss, sums = eval_batch(model, jit, xb, yb, wb)
-        losses.append(loss)
-        for parts, value in zip(metric_parts, sums):
-            parts.append(value)
-        if bar is not None:
-            bar.update(1)
-    logs = _read_logs(model, losses, metric_parts, slices)
-    _show(bar, logs, verbose)
-    return logs
-
-
-def eval_batch(model, jit, xb, yb, wb=None):
-    """``(loss, metric sums)`` of one batch in inference mode (``jit``: the compiled
-    steps, or None)."""
-    if jit is not None:
-        return jit.evaluate_batch(xb, yb, wb)
-    y_pred = model.forward(xb, training=False)
-    loss = model.loss.value(y_pred, yb) if wb is None else model.loss.weighted_value(y_pred, yb, wb)
-    loss = loss + model.regularization_loss() if model._penalized else loss
-    return loss, [m.batch_sum(y_pred, yb) for m in model.metrics]
 
 
 def _read_logs(model, losses, metric_parts, slices):
