@@ -263,3 +263,39 @@ def test_jit_compiled_step_takes_the_batches():
         assert xn.compiled.steps(model).traces == 2  # batches of 20 and of 10 rows, once each
     _same(eager, jit, rel=1e-10)
     assert len(gen.epoch) == 2
+
+
+def test_progress_bar_and_lines(backend, capsys):
+    x, y = _data()
+    _model().fit(_batches(x, y), epochs=2, verbose=1)
+    err = capsys.readouterr().err
+    assert "Epoch 2/2" in err and "5/5" in err and "loss=" in err
+    _model().fit(iter(_batches(x, y) * 2), steps_per_epoch=5, epochs=2, verbose=1)
+    assert "5/5" in capsys.readouterr().err
+    _model().fit((b for b in _batches(x, y)), epochs=1, verbose=1)  # length unknown
+    assert "5batch" in capsys.readouterr().err.replace(" ", "")
+    history = _model().fit(_batches(x, y), epochs=2, verbose=2)
+    assert f"{history.history['loss'][1]:.4f}" in capsys.readouterr().out
+
+
+def test_dataset_on_its_own():
+    x, y = _data()
+    ds = xn.data.Dataset(x, y, batch_size=BATCH, shuffle=False)
+    assert len(ds) == 5 and "rows=90" in repr(ds)
+    batches = list(ds)
+    assert [len(b[0]) for b in batches] == [20, 20, 20, 20, 10]
+    np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), y)
+    shuffled = xn.data.Dataset(x, y, batch_size=BATCH, seed=4)
+    first, second = (np.concatenate([b[1] for b in shuffled]) for _ in range(2))
+    assert sorted(first) == sorted(y) and not np.array_equal(first, second)  # a new order
+    with pytest.raises(ValueError, match="drop_remainder"):
+        xn.data.Dataset(x[:5], y[:5], batch_size=10, drop_remainder=True)
+    with pytest.raises(ValueError, match="different lengths"):
+        xn.data.Dataset(x, y[:5])
+    with pytest.raises(ValueError, match="buffer_size"):
+        ds.prefetch(0)
+    cw = {0: 1.0, 1: 3.0, 2: 0.5}
+    h1 = _model().fit(x, y, class_weight=cw, epochs=2, batch_size=BATCH, seed=5, verbose=0)
+    h2 = _model().fit(xn.data.Dataset(x, y, batch_size=BATCH), class_weight=cw, epochs=2,
+                      seed=5, verbose=0)
+    _same(h1, h2)
