@@ -166,6 +166,8 @@ def test_refusals():
         model.fit(_batches(x, y), sample_weight=np.ones(N), verbose=0)
     with pytest.raises(TypeError, match="leave y=None"):
         model.fit(iter(_batches(x, y)), y, verbose=0)
+    with pytest.raises(TypeError, match="fit got x but no y"):
+        model.fit(x, verbose=0)
     with pytest.raises(ValueError, match="steps_per_epoch is for input pipelines"):
         model.fit(x, y, steps_per_epoch=3, verbose=0)
     with pytest.raises(ValueError, match="validation_steps is for"):

@@ -37,6 +37,10 @@ def _is_batches(x) -> bool:
 def is_pipeline(x, y) -> bool:
     """True when ``fit`` gets batches (``y`` None), not arrays; a TypeError for both."""
     if not _is_batches(x):
+        if y is None and x is not None:
+            raise TypeError("fit got x but no y: give the targets (fit(x, y)), or x as an "
+                            "input pipeline of (x, y) batches (a Dataset, a generator, a "
+                            "DataLoader)")
         return False
     if isinstance(x, (tuple, list)) and y is not None:
         return False  # nested lists of numbers: array data
