@@ -301,3 +301,31 @@ def test_dataset_on_its_own():
     h2 = _model().fit(xn.data.Dataset(x, y, batch_size=BATCH), class_weight=cw, epochs=2,
                       seed=5, verbose=0)
     _same(h1, h2)
+
+
+def test_prefetch_moves_host_rows_through_the_backends_pinned_copy():
+    """The page-locked branch (CuPy, torch on CUDA) cannot run without a GPU: its wiring is
+    checked with a stand-in device (torch's meta) and a stand-in copy."""
+    torch = pytest.importorskip("torch", reason="the stand-in device is torch's meta")
+    import dataclasses
+
+    from xpnet import backend as B
+    from xpnet.dataset import batches
+
+    assert B.load("torch").pinned is None or str(B.load("torch").device) != "cpu"
+    copies = []
+
+    def pinned(host, backend):
+        copies.append((host.shape, str(host.dtype)))
+        return torch.empty(host.shape, dtype=getattr(torch, str(host.dtype)), device="meta")
+
+    meta = dataclasses.replace(B.load("torch"), device=torch.device("meta"), pinned=pinned)
+    assert not meta.on_host
+    x, y = _data()
+    out = list(batches(x, y, None, ("float32", "int64"), np.arange(N)[::-1], [(0, 50), (50, 90)],
+                       meta, pinned=True))
+    assert copies == [((50, 4), "float32"), ((50,), "int64"), ((40, 4), "float32"), ((40,), "int64")]
+    assert all(b[0].device.type == "meta" and b[2] is None for b in out)
+    copies.clear()
+    list(batches(x, y, None, ("float32", "int64"), None, [(0, 50)], meta, pinned=False))
+    assert copies == []  # without prefetch: the ordinary move
