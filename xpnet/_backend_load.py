@@ -60,7 +60,16 @@ def _load_torch() -> dict:
             "Unset XPNET_DEVICE or set it to 'cpu'."
         ) from exc
     return dict(xp=xp, device=device, array_type=torch.Tensor, sigmoid=_torch_sigmoid,
-                rng=_torch_rng, erf=torch.special.erf)
+                rng=_torch_rng, erf=torch.special.erf,
+                pinned=_torch_pinned if device.type == "cuda" else None)
+
+
+def _torch_pinned(host, backend):
+    """A host NumPy array on the CUDA device through page-locked memory (the prefetch
+    thread's copy; torch's pinned allocator keeps the buffer until the copy is done)."""
+    import torch
+
+    return torch.from_numpy(host).pin_memory().to(backend.device, non_blocking=True)
 
 
 def _torch_sigmoid(x, overwrite_x=False):
@@ -109,7 +118,19 @@ def _load_cupy() -> dict:
     except ImportError:  # functions.erf then computes it
         erf = None
     return dict(xp=xp, device=cupy.cuda.Device(), array_type=cupy.ndarray, rng=_cupy_rng,
-                erf=erf)
+                erf=erf, pinned=_cupy_pinned)
+
+
+def _cupy_pinned(host, backend):
+    """A host NumPy array on the device through a page-locked buffer (CuPy's pinned pool)."""
+    import cupy
+
+    mem = cupy.cuda.alloc_pinned_memory(host.nbytes)
+    staged = np.frombuffer(mem, host.dtype, host.size).reshape(host.shape)
+    staged[...] = host
+    out = cupy.empty(host.shape, host.dtype)
+    out.set(staged)
+    return out
 
 
 def _cupy_rng(seed: int, backend):

@@ -121,7 +121,7 @@ class DataParallel:
         m = j - i
         return i + m * self.rank // self.size, i + m * (self.rank + 1) // self.size
 
-    def train_epoch(self, model, x, y, y_dtype, slices, order, bar, epoch, w=None):
+    def train_epoch(self, model, x, y, y_dtype, slices, order, bar, epoch, w=None, hooks=None):
         """One data-parallel step per global batch (``w``: the rows' weights, or None); the
         epoch's logs, the same on every rank (a host read of the reduced losses, as one
         process does)."""
@@ -139,7 +139,11 @@ class DataParallel:
         shapes = [tuple(m.stat_shape(model.output_shape)) for m in model.metrics]
         ends = [1 + sum(math.prod(s) for s in shapes[:k + 1]) for k in range(len(shapes))]
         synced = [l for l in model._train_layers if getattr(l, "synchronized", False)]
+        if hooks is not None:  # the callbacks' batch hooks (xpnet._batch_hooks)
+            hooks.epoch(losses, metric_parts, slices)
         for b, (i, j) in enumerate(slices):
+            if hooks is not None:
+                hooks.begin(b)
             lo, hi = self._share(i, j)
             index = slice(lo, hi) if order is None else order[lo:hi]
             xb = D.take_rows(x, index, backend, dtype)
@@ -164,6 +168,8 @@ class DataParallel:
             if bar is not None and ((b + 1) % refresh == 0 or b + 1 == len(slices)):
                 bar.update(b + 1 - bar.n)
                 bar.set_postfix(_read_logs(model, losses, metric_parts, slices), refresh=False)
+            if hooks is not None:
+                hooks.end(b)  # a stop here would leave the ranks apart: at the epoch's end
         return finish_epoch(model, params, state, losses, metric_parts, slices, bar, epoch)
 
     def _batch_sync(self, layers, i, j, where):

@@ -72,6 +72,7 @@ class Backend:
     rng: Callable | None = None      # rng(seed, backend) -> draw(shape, dtype) on the device
     enable_dtype: Callable | None = None  # enable_dtype(name) -> the name made (JAX's x64)
     compiler: Any = None  # compiles whole steps for jit_compile (xpnet.compiled), or None
+    pinned: Callable | None = None  # pinned(host_array, backend): moved via page-locked memory
 
     @property
     def on_host(self) -> bool:

@@ -2,7 +2,10 @@
 CSVLogger, LambdaCallback, LearningRateScheduler, ReduceLROnPlateau and TensorBoard.
 
 A callback sees the model and the per-epoch ``logs`` (host floats, read once per epoch).
-Set ``model.stop_training = True`` to stop after the current epoch.
+Set ``model.stop_training = True`` to stop after the current epoch (from a batch hook:
+after the current batch). The per-batch hooks run only for callbacks that override them,
+and their ``logs`` are read from the device only when a key is read
+(:mod:`xpnet._batch_hooks`).
 """
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import math
 import os
 import string
 
+from ._batch_hooks import BatchHooks
 from .io import refuse_other_format
 
 __all__ = ["Callback", "CallbackList", "EarlyStopping", "ModelCheckpoint", "TerminateOnNaN",
@@ -43,6 +47,13 @@ class Callback:
     def on_train_end(self, logs=None):
         pass
 
+    def on_train_batch_begin(self, batch, logs=None):
+        """Before batch ``batch`` (counted from 0 in each epoch); ``logs`` is None."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        """After batch ``batch``: ``logs`` maps ``loss`` and each metric to its mean over
+        the epoch's batches so far (as Keras 3), read from the device on access."""
+
 
 class CallbackList:
     """The callbacks of one ``fit``, each hook called on every callback in order.
@@ -66,6 +77,7 @@ class CallbackList:
             if not isinstance(cb, Callback):
                 raise TypeError(f"callbacks must be xpnet Callback objects, got {type(cb).__name__}")
         self._begun = []
+        self.batch_hooks = None
 
     def set_model(self, model, params, log_keys):
         # keys a callback adds to the logs (the learning rate), for those that list keys
@@ -75,6 +87,7 @@ class CallbackList:
         for cb in self.callbacks:
             cb.set_model(model)
             cb.params, cb.log_keys = dict(params), list(log_keys)
+        self.batch_hooks = BatchHooks.of(self.callbacks, model)
 
     def on_train_begin(self):
         for cb in self.callbacks:

@@ -56,16 +56,23 @@ class CSVLogger(Callback):
 class LambdaCallback(Callback):
     """A callback from plain functions, as ``keras.callbacks.LambdaCallback``:
     ``on_epoch_begin(epoch, logs)``, ``on_epoch_end(epoch, logs)``, ``on_train_begin(logs)``,
-    ``on_train_end(logs)``; each is optional."""
+    ``on_train_end(logs)``, ``on_train_batch_begin(batch, logs)``,
+    ``on_train_batch_end(batch, logs)``; each is optional (a batch hook not given costs
+    the batch loop nothing)."""
 
     def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_train_begin=None,
-                 on_train_end=None):
+                 on_train_end=None, on_train_batch_begin=None, on_train_batch_end=None):
         hooks = {"on_epoch_begin": on_epoch_begin, "on_epoch_end": on_epoch_end,
-                 "on_train_begin": on_train_begin, "on_train_end": on_train_end}
+                 "on_train_begin": on_train_begin, "on_train_end": on_train_end,
+                 "on_train_batch_begin": on_train_batch_begin,
+                 "on_train_batch_end": on_train_batch_end}
         for name, fn in hooks.items():
             if fn is not None and not callable(fn):
                 raise TypeError(f"LambdaCallback({name}) must be a function, got {type(fn).__name__}")
         self._hooks = hooks
+        for name in ("on_train_batch_begin", "on_train_batch_end"):
+            if hooks[name] is not None:  # as Keras: an attribute only for a hook given
+                setattr(self, name, hooks[name])
 
     def on_train_begin(self, logs=None):
         if self._hooks["on_train_begin"]:

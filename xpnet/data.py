@@ -16,7 +16,7 @@ from .layers import Affine, Dense, Flatten
 
 __all__ = ["as_data", "check_batch_size", "batch_slices", "check_xy", "check_finite",
            "first_product_check", "finite_checker", "check_targets", "take_rows", "num_rows",
-           "gather_on_host"]
+           "gather_on_host", "Dataset"]
 
 _FINITE_CHUNK = 1 << 18  # elements per chunk when locating the first bad rows
 _FINITE_BATCH = 1 << 16  # predict checks host batches of this many elements or more one by one
@@ -276,3 +276,6 @@ def gather_on_host(batches, slices, backend):
         if not on_cpu:
             batches[k] = None  # drop the device copy once it is on the host
     return out
+
+
+from .dataset import Dataset  # noqa: E402  (xn.data.Dataset; it uses this module)

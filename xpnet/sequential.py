@@ -326,10 +326,14 @@ class Sequential(C.Weights, Summary):
             h = D.take_rows(x, slice(i, j), self.backend, self.dtype_name)
             yield fast(h, i, j) if fast else self.forward(h, False)
 
-    def fit(self, x, y, epochs=1, batch_size=32, validation_data=None, validation_split=0.0,
+    def fit(self, x, y=None, epochs=1, batch_size=32, validation_data=None, validation_split=0.0,
             shuffle=True, callbacks=None, verbose=1, seed=None, initial_epoch=0,
-            distributed=None, class_weight=None, sample_weight=None):
+            distributed=None, class_weight=None, sample_weight=None, steps_per_epoch=None,
+            validation_steps=None):
         """Train for ``epochs`` passes over ``(x, y)``; return a :class:`History`.
+
+        ``x`` may be an input pipeline with ``y=None`` (:mod:`xpnet.pipelines`): an
+        :class:`xpnet.data.Dataset` or an iterable/generator of ``(x, y[, w])`` batches.
 
         See :func:`xpnet.training.run_fit` for the details of each argument;
         ``distributed=xn.distributed.auto()`` trains data-parallel (:mod:`xpnet.distributed`);
@@ -343,7 +347,8 @@ class Sequential(C.Weights, Summary):
                            validation_data=validation_data, validation_split=validation_split,
                            shuffle=shuffle, callbacks=callbacks, verbose=verbose, seed=seed,
                            initial_epoch=initial_epoch, distributed=distributed,
-                           sample_weight=sample_weight, class_weight=class_weight)
+                           sample_weight=sample_weight, class_weight=class_weight,
+                           steps_per_epoch=steps_per_epoch, validation_steps=validation_steps)
         finally:
             lock.release()
 

@@ -1,4 +1,5 @@
-"""Training: the loops behind ``Sequential.fit`` and ``evaluate``, and the step they run.
+"""Training: the loop behind ``Sequential.fit`` and the step it runs (``evaluate``'s loop
+is in :mod:`xpnet.evaluation`, input pipelines in :mod:`xpnet.pipelines`).
 
 :func:`run_fit` checks its arguments and the data once, then runs epochs of
 :func:`train_step`, a pure function of (parameters, optimizer state, batch): it reads
@@ -25,9 +26,11 @@ from . import compiled as _compiled
 from . import data as D
 from . import _validate as V
 from . import _distributed_fit as _dp
+from . import pipelines as P
 from . import sample_weights as SW
 from ._validate import check_seed
 from .callbacks import CallbackList
+from .evaluation import eval_batch, evaluate_arrays as _evaluate, run_evaluate
 from .history import History
 from .layers.regularization import Dropout
 
@@ -37,9 +40,10 @@ __all__ = ["run_fit", "run_evaluate", "train_step", "forward_backward", "claim",
 _BAR_UPDATES = 10
 
 
-def run_fit(model, x, y, *, epochs=1, batch_size=32, validation_data=None, validation_split=0.0,
-            shuffle=True, callbacks=None, verbose=1, seed=None, initial_epoch=0,
-            distributed=None, sample_weight=None, class_weight=None):
+def run_fit(model, x, y=None, *, epochs=1, batch_size=32, validation_data=None,
+            validation_split=0.0, shuffle=True, callbacks=None, verbose=1, seed=None,
+            initial_epoch=0, distributed=None, sample_weight=None, class_weight=None,
+            steps_per_epoch=None, validation_steps=None):
     """Train ``model`` with mini-batches; return a :class:`~xpnet.history.History`.
 
     ``x``/``y``: NumPy arrays (moved a batch at a time) or arrays of the active backend.
@@ -57,20 +61,32 @@ def run_fit(model, x, y, *, epochs=1, batch_size=32, validation_data=None, valid
     ``sample_weight`` (one weight per row) or ``class_weight`` (``{class: weight}``)
     weigh each row's loss as Keras does (:mod:`xpnet.sample_weights`);
     ``validation_data`` may be ``(x_val, y_val, sample_weight_val)``.
+    ``x`` may also be an input pipeline, with ``y=None``: an :class:`xpnet.data.Dataset`,
+    or an iterable or generator of ``(x, y)`` / ``(x, y, w)`` batches
+    (:mod:`xpnet.pipelines`: ``steps_per_epoch``, ``validation_steps``).
     """
     seed = check_seed(seed, "fit(seed)")
-    batch_size = D.check_batch_size(batch_size)
     epochs, initial_epoch = _check_fit_args(epochs, validation_split, initial_epoch, verbose)
-    dp = _dp.plan(distributed, model)  # data-parallel: None on one process
-    verbose = verbose if dp is None else dp.verbose(verbose)
-    x, y, y_dtype = _prepare(model, x, y)
-    w = SW.prepare_weights(sample_weight, class_weight, x, y, model.backend, model.dtype_name)
-    x, y, w, val = _split_validation(model, x, y, w, validation_data, validation_split)
     callbacks = CallbackList(callbacks)
+    source = dp = None
+    if P.is_pipeline(x, y):  # batches come from an iterable (it builds the model)
+        source = P.FitSource(model, x, y, batch_size, shuffle, steps_per_epoch,
+                             validation_data, validation_split, validation_steps,
+                             distributed, sample_weight, class_weight)
+        val, validator = None, source.validator
+    else:
+        P.refuse_steps(steps_per_epoch)
+        validator = P.validation_pipeline(model, validation_data, validation_steps, batch_size)
+        validation_data = None if validator is not None else validation_data
+        batch_size = D.check_batch_size(batch_size)
+        dp = _dp.plan(distributed, model)  # data-parallel: None on one process
+        verbose = verbose if dp is None else dp.verbose(verbose)
+        x, y, y_dtype = _prepare(model, x, y)
+        w = SW.prepare_weights(sample_weight, class_weight, x, y, model.backend, model.dtype_name)
+        x, y, w, val = _split_validation(model, x, y, w, validation_data, validation_split)
     if model.plan_training() == 0:
         raise ValueError("every layer of the model is frozen (trainable=False), so fit has nothing "
                          "to train: set layer.trainable = True on a layer, or use evaluate")
-    slices = D.batch_slices(D.num_rows(x), batch_size)
     if model.opt_state is None:
         model.opt_state = model.optimizer.init_state(model.get_params())
     base_seed = seed if seed is not None else model.seed
@@ -80,26 +96,41 @@ def run_fit(model, x, y, *, epochs=1, batch_size=32, validation_data=None, valid
         base_seed = dp.start(base_seed, x, y, batch_size, epochs, initial_epoch, shuffle,
                              w is not None)
     train_epoch = _train_epoch if dp is None else dp.train_epoch
-    history = model.history = History({"epochs": epochs, "batch_size": batch_size, "steps": len(slices),
-                                       "samples": slices[-1][1], "backend": model.backend.name})
+    if source is None:
+        slices = D.batch_slices(D.num_rows(x), batch_size)
+        params = {"epochs": epochs, "batch_size": batch_size, "steps": len(slices),
+                  "samples": slices[-1][1]}
+    else:
+        params = {"epochs": epochs, **source.params}
+    history = model.history = History({**params, "backend": model.backend.name})
     log_keys = ["loss", *model.metric_names]
-    log_keys += [f"val_{k}" for k in log_keys] if val is not None else []
+    log_keys += [f"val_{k}" for k in log_keys] if val or validator else []
     callbacks.set_model(model, history.params, log_keys)
+    hooks = callbacks.batch_hooks
     model.stop_training, model.stop_reason = False, None
     nonfinite = False
     try:
         callbacks.on_train_begin()
         for epoch in range(initial_epoch, epochs):
             callbacks.on_epoch_begin(epoch)
-            order = _seed_epoch(model, x, base_seed, epoch, shuffle)
-            bar = _progress(len(slices), f"Epoch {epoch + 1}/{epochs}", verbose)
-            logs = train_epoch(model, x, y, y_dtype, slices, order, bar, epoch, w)
+            if source is None:
+                order = _seed_epoch(model, x, base_seed, epoch, shuffle)
+                bar = _progress(len(slices), f"Epoch {epoch + 1}/{epochs}", verbose)
+                logs = train_epoch(model, x, y, y_dtype, slices, order, bar, epoch, w, hooks)
+            else:
+                _seed_epoch(model, None, base_seed, epoch, False)  # the dropout masks
+                bar = _progress(source.steps, f"Epoch {epoch + 1}/{epochs}", verbose)
+                logs = source.train_epoch(epoch, base_seed, bar, hooks)
+                if logs is None:  # the data ran out before the epoch's first batch
+                    break
             nonfinite = not math.isfinite(logs["loss"])
             if nonfinite:  # the epoch has warned and stopped training
                 history.record(epoch, {k: logs.get(k, math.nan) for k in log_keys})
                 break
             if val is not None:
                 logs.update({f"val_{k}": v for k, v in _evaluate(model, *val, batch_size).items()})
+            elif validator is not None:
+                logs.update({f"val_{k}": v for k, v in validator.validate().items()})
             _show(bar, logs, verbose, f"Epoch {epoch + 1}/{epochs} - ")
             callbacks.on_epoch_end(epoch, logs)  # they may add to the logs (learning_rate)
             history.record(epoch, logs)
@@ -178,9 +209,9 @@ def _seed_epoch(model, x, base_seed, epoch, shuffle):
     return order
 
 
-def _train_epoch(model, x, y, y_dtype, slices, order, bar, epoch, w=None):
+def _train_epoch(model, x, y, y_dtype, slices, order, bar, epoch, w=None, hooks=None):
     """One :func:`train_step` per batch (``w``: the rows' weights, or None); return the
-    epoch's logs (one host read)."""
+    epoch's logs (one host read). ``hooks``: the callbacks' batch hooks, or None."""
     backend, dtype = model.backend, model.dtype_name
     refresh = max(1, math.ceil(len(slices) / _BAR_UPDATES))  # at most 10 reads
     params, state = model.get_params(trainable_only=True), model.opt_state
@@ -188,7 +219,11 @@ def _train_epoch(model, x, y, y_dtype, slices, order, bar, epoch, w=None):
     if jit is not None:
         state = jit.begin_epoch(params, state)
     losses, metric_parts = [], [[] for _ in model.metrics]
+    if hooks is not None:
+        hooks.epoch(losses, metric_parts, slices)
     for b, (i, j) in enumerate(slices):
+        if hooks is not None:
+            hooks.begin(b)
         if jit is not None:  # takes the rows itself
             params, state, loss, sums = jit.train_batch(params, state, x, y, order, i, j,
                                                         y_dtype, w)
@@ -206,6 +241,10 @@ def _train_epoch(model, x, y, y_dtype, slices, order, bar, epoch, w=None):
         if bar is not None and ((b + 1) % refresh == 0 or b + 1 == len(slices)):
             bar.update(b + 1 - bar.n)
             bar.set_postfix(_read_logs(model, losses, metric_parts, slices), refresh=False)
+        if hooks is not None:
+            hooks.end(b)
+            if model.stop_training:  # as Keras: a batch hook stops after its batch
+                break
     if jit is not None:
         state = jit.end_epoch(state)
     return finish_epoch(model, params, state, losses, metric_parts, slices, bar, epoch)
@@ -290,45 +329,6 @@ def forward_backward(model, params: dict, x, y, sample_weight=None):
         return loss, y_pred, model.get_grads()
     finally:
         lock.release()
-
-
-def run_evaluate(model, x, y, batch_size=32, verbose=1, sample_weight=None):
-    """Loss and metrics over ``(x, y)`` as a dict (read from the device once);
-    ``sample_weight`` weighs the rows' losses as in ``fit``."""
-    batch_size = D.check_batch_size(batch_size)
-    x, y, y_dtype = _prepare(model, x, y)
-    w = SW.prepare_weights(sample_weight, None, x, y, model.backend, model.dtype_name)
-    return _evaluate(model, x, y, y_dtype, w, batch_size, verbose)
-
-
-def _evaluate(model, x, y, y_dtype, w, batch_size, verbose=0):
-    """Loss and metrics of data already checked by :func:`_prepare` (``w``: the rows'
-    weights, or None)."""
-    backend, dtype = model.backend, model.dtype_name
-    slices = D.batch_slices(D.num_rows(x), batch_size)
-    bar = _progress(len(slices), "Evaluate", verbose)
-    losses, metric_parts = [], [[] for _ in model.metrics]
-    jit = _compiled.steps(model)
-    for i, j in slices:
-        xb = D.take_rows(x, slice(i, j), backend, dtype)
-        yb = D.take_rows(y, slice(i, j), backend, y_dtype)
-        wb = None if w is None else D.take_rows(w, slice(i, j), backend, dtype)
-        if jit is not None:
-            loss, sums = jit.evaluate_batch(xb, yb, wb)
-        else:
-            y_pred = model.forward(xb, training=False)
-            loss = model.loss.value(y_pred, yb) if wb is None else \
-                model.loss.weighted_value(y_pred, yb, wb)
-            sums = [m.batch_sum(y_pred, yb) for m in model.metrics]
-            loss = loss + model.regularization_loss() if model._penalized else loss
-        losses.append(loss)
-        for parts, value in zip(metric_parts, sums):
-            parts.append(value)
-        if bar is not None:
-            bar.update(1)
-    logs = _read_logs(model, losses, metric_parts, slices)
-    _show(bar, logs, verbose)
-    return logs
 
 
 def _read_logs(model, losses, metric_parts, slices):
