@@ -295,14 +295,18 @@ def test_data_parallel_all_reduces_the_counts(name):
         shared, out = ([None, None], threading.Barrier(2, timeout=60)), [None, None]
 
         def rank(r):
-            comm = xn.distributed.Communicator(_Threads(shared, r, backend))
-            out[r] = _model(metrics, units=2, dtype="float64").fit(
-                x, y2, batch_size=101, epochs=2, seed=3, verbose=0, distributed=comm).history
+            # closed at the end: the last communicator made is the process's world, which
+            # decides who writes files (a rank-1 world left behind stops later checkpoints)
+            with xn.distributed.Communicator(_Threads(shared, r, backend)) as comm:
+                out[r] = _model(metrics, units=2, dtype="float64").fit(
+                    x, y2, batch_size=101, epochs=2, seed=3, verbose=0,
+                    distributed=comm).history
         threads = [threading.Thread(target=rank, args=(r,)) for r in range(2)]
         for th in threads:
             th.start()
         for th in threads:
             th.join(120)
+    assert xn.distributed.world() is None
     assert out[0] == out[1] and set(out[0]) == set(ref)
     for k in ref:
         np.testing.assert_allclose(out[0][k], ref[k], rtol=1e-9, err_msg=k)
