@@ -231,3 +231,37 @@ def test_frozen_layer_and_interrupted_fit(jax64):
     with pytest.raises(Stop):
         model.fit(x, y, epochs=1, batch_size=20, verbose=0)
     assert all(np.isfinite(w).all() for w in _weights(model))  # no deleted buffer
+
+
+def test_call_per_row_reads_the_current_arrays(jax64):
+    """``model(x_i)`` through the compiled predict reads the parameters and the layers'
+    state afresh on every call: after a fit (BatchNormalization's statistics too),
+    ``set_weights`` and ``set_params`` it gives the eager numbers, without tracing again;
+    a host row of another dtype is cast; the steps are kept until the trainable set changes."""
+    x, y = _data()
+    model, eager = _model(True), _model(False)
+    model.build()
+    eager.build()
+
+    def same():
+        eager.set_weights(model.get_weights())
+        for i in range(3):
+            np.testing.assert_allclose(np.asarray(model(x[i:i + 1])),
+                                       np.asarray(eager(x[i:i + 1])), rtol=1e-12)
+        row = x[:1].astype("float32")
+        np.testing.assert_allclose(np.asarray(model(row)), np.asarray(eager(row)), rtol=1e-12)
+
+    same()
+    steps = C.steps(model)
+    model.fit(x, y, epochs=1, batch_size=20, verbose=0)
+    same()
+    traces = steps.traces
+    model.set_weights([w * 0.5 for w in model.get_weights()])
+    same()
+    model.set_params({k: v + 1.0 for k, v in model.get_params().items()})
+    same()
+    assert C.steps(model) is steps and steps.traces == traces
+    model.layers[0].trainable = False
+    model.fit(x, y, epochs=1, batch_size=20, verbose=0)
+    assert C.steps(model) is not steps
+    same()

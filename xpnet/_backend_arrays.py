@@ -8,7 +8,10 @@ import array_api_compat
 import numpy as np
 
 __all__ = ["library_of", "is_array", "to_numpy", "host_asarray", "host_cast", "host_full",
-           "quiet_invalid"]
+           "host_dtype", "HOST_ARRAY", "quiet_invalid"]
+
+#: the host array type (``isinstance(x, HOST_ARRAY)`` is cheaper than :func:`library_of`)
+HOST_ARRAY = np.ndarray
 
 
 def library_of(x) -> str | None:
@@ -100,6 +103,12 @@ def _frame_to_numpy(frame) -> np.ndarray:
 def host_cast(values: np.ndarray, dtype: str) -> np.ndarray:
     """``values`` cast to ``dtype`` on the host (IEEE round-to-nearest, the same everywhere)."""
     return np.asarray(values).astype(dtype)
+
+
+def host_dtype(name: str):
+    """The host (NumPy) dtype named ``name``: compares with ``x.dtype`` at C speed, where
+    ``str(x.dtype)`` runs Python code."""
+    return np.dtype(name)
 
 
 def host_full(shape, value, dtype="float32") -> np.ndarray:

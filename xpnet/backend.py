@@ -31,8 +31,8 @@ from typing import Any, Callable, Iterator
 import array_api_compat
 import numpy as np
 
-from ._backend_arrays import (host_asarray, host_cast, host_full, is_array,
-                              library_of, quiet_invalid, to_numpy)
+from ._backend_arrays import (HOST_ARRAY, host_asarray, host_cast, host_dtype, host_full,
+                              is_array, library_of, quiet_invalid, to_numpy)
 from ._backend_load import LOADERS as _LOADERS
 from ._backend_load import BackendUnavailableError
 from ._backend_jit import COMPILERS as _COMPILERS
@@ -44,7 +44,7 @@ __all__ = [
     "get_floatx", "set_floatx", "native_sigmoid", "native_erf", "asarray", "backend_of", "name_of",
     # from the modules below: arrays, host data, random numbers
     "library_of", "is_array", "to_numpy", "host_asarray", "host_cast", "host_full",
-    "quiet_invalid",
+    "host_dtype", "HOST_ARRAY", "quiet_invalid",
     "host_rng", "DeviceRNG",
 ]
 

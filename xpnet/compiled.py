@@ -23,6 +23,7 @@ one training step captured as a CUDA graph instead (:func:`train_steps`,
 from __future__ import annotations
 
 import contextlib
+import operator
 import threading
 
 from . import _validate as V
@@ -49,13 +50,25 @@ def steps(model) -> "CompiledSteps | None":
     compiler = model.backend.compiler
     if compiler is None or getattr(compiler, "captures_graphs", False):
         return None
+    cached = getattr(model, "_compiled_steps", None)
+    seen = _seen(model)
+    if cached is not None and len(cached.seen) == len(seen) and \
+            all(map(operator.is_, cached.seen, seen)):
+        return cached  # the same objects as at the last call (model(x) per row: the usual case)
     objects = (model._bindings, model.optimizer, model.loss, *model.metrics)
     key = (objects, tuple(k for k, _, _ in model._train_bindings))
-    cached = getattr(model, "_compiled_steps", None)
     if cached is None or cached.key[1] != key[1] or len(cached.key[0]) != len(objects) or \
             any(a is not b for a, b in zip(cached.key[0], objects)):
         cached = model._compiled_steps = CompiledSteps(model, compiler, key)
+    cached.seen = seen
     return cached
+
+
+def _seen(model) -> tuple:
+    """What :func:`steps` last found its steps for, compared by identity: the objects of
+    the steps' key, and the list of trainable bindings (:func:`xpnet.freezing.plan` makes a
+    new one each time it runs; an equal list keeps the steps)."""
+    return (model._bindings, model._train_bindings, model.optimizer, model.loss, *model.metrics)
 
 
 def train_steps(model):
@@ -95,12 +108,14 @@ class CompiledSteps:
 
     def __init__(self, model, compiler, key):
         self.model, self.compiler, self.key = model, compiler, key
+        self.seen = ()  # set by steps()
         self.traces = 0  # how many times a step was traced (a test reads it)
         self._dropouts = [l for l in model.layers if isinstance(l, Dropout)]
         self._train = compiler.jit(self.train_fn, donate=(0, 1, 2))
         self._train_rows = compiler.jit(self.train_rows_fn, donate=(0, 1, 2), static=(10, 11))
         self._eval = compiler.jit(self.eval_fn)
         self._predict = compiler.jit(self.predict_fn)
+        self._host_dtype = B.host_dtype(model.dtype_name)
         self._lr = (None, None)
         self._carry = None
         # a trace puts tracers on the layers for a moment: threads that predict with one
@@ -140,9 +155,11 @@ class CompiledSteps:
             w = w if w.dtype == dtypes[0] else xp.astype(w, dtypes[0])
         return self.train_fn(params, opt_state, state, keys, lr, frozen, xb, yb, w)
 
-    def eval_fn(self, params, state, x, y, w=None):
-        """``(loss, metric sums)`` of one batch in inference mode (``w``: row weights)."""
+    def eval_fn(self, arrays, x, y, w=None):
+        """``(loss, metric sums)`` of one batch in inference mode (``arrays``: :meth:`_arrays`;
+        ``w``: row weights)."""
         model = self.model
+        params, state = self._named(arrays)
         with self._bound(state):
             model.set_params(params)
             y_pred = _infer(model, x)
@@ -151,8 +168,9 @@ class CompiledSteps:
             sums = [m.batch_sum(y_pred, y) for m in model.metrics]
         return loss, sums
 
-    def predict_fn(self, params, state, x):
-        """The model's output for ``x`` in inference mode."""
+    def predict_fn(self, arrays, x):
+        """The model's output for ``x`` in inference mode (``arrays``: :meth:`_arrays`)."""
+        params, state = self._named(arrays)
         with self._bound(state):
             self.model.set_params(params)
             return _infer(self.model, x)
@@ -244,8 +262,8 @@ class CompiledSteps:
         """``model(x)`` in inference mode: host data goes to the compiled function as it
         is (the call moves it, cheaper than a separate copy), cast on the host if needed."""
         model = self.model
-        if B.library_of(x) == "numpy" and x.ndim >= 1:
-            if str(x.dtype) != model.dtype_name:
+        if isinstance(x, B.HOST_ARRAY) and x.ndim >= 1:
+            if x.dtype != self._host_dtype:
                 x = B.host_cast(x, model.dtype_name)
         else:
             x = B.asarray(x, backend=model.backend, dtype=model.dtype_name)
@@ -259,14 +277,27 @@ class CompiledSteps:
         return {"step": int(opt_state["step"]), "slots": opt_state["slots"]}
 
     def _arrays(self):
+        """The parameters (in the order of the model's bindings) then the layers' state, as
+        one flat tuple: read afresh every call (nothing to invalidate when fit, set_params or
+        a load rebinds them), and a tuple goes into a compiled call faster than two dicts."""
+        model = self.model
         with self._lock:  # never in the middle of another thread's trace
-            return self.model.get_params(), layer_state(self.model)
+            return (*[layer.params[k] for _, layer, k in model._bindings],
+                    *[v for layer in model.layers for v in layer.state.values()])
+
+    def _named(self, arrays):
+        """The inverse of :meth:`_arrays` (while tracing): ``(params, state)`` as dicts."""
+        model = self.model
+        names = [key for key, _, _ in model._bindings]
+        names += [f"{layer.name}/{k}" for layer in model.layers for k in layer.state]
+        n = len(model._bindings)
+        return dict(zip(names[:n], arrays[:n])), dict(zip(names[n:], arrays[n:]))
 
     def evaluate_batch(self, x, y, w=None):
-        return self._eval(*self._arrays(), x, y, w)
+        return self._eval(self._arrays(), x, y, w)
 
     def predict(self, x):
-        return self._predict(*self._arrays(), x)
+        return self._predict(self._arrays(), x)
 
     def _lr_array(self):
         """The optimizer's rate as a 0-d array of the model's dtype (made again only when
