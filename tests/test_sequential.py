@@ -12,7 +12,7 @@ import pytest
 
 import xpnet as xn
 from xpnet import backend as B
-from xpnet import training
+from xpnet import epoch_logs
 from xpnet.functions import numerical_gradient
 from xpnet.layers import BatchNormalization, Dense, Dropout, Flatten
 from xpnet.metrics import (BinaryAccuracy, CategoricalAccuracy, MeanAbsoluteError,
@@ -482,13 +482,13 @@ def test_verbose_1_shows_a_tqdm_bar(backend, capsys):
 def test_losses_are_read_from_the_device_at_most_11_times_per_epoch(
         backend, monkeypatch, steps, verbose):
     calls = []
-    real = training._read_logs
+    real = epoch_logs.read_logs
 
     def counting(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(training, "_read_logs", counting)
+    monkeypatch.setattr(epoch_logs, "read_logs", counting)
     history = _small_fit(verbose, n=4 * steps, epochs=2, batch_size=4)
     assert history.params["steps"] == steps
     per_epoch = len(calls) / 2

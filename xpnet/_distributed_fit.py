@@ -16,6 +16,7 @@ import math
 from . import backend as B
 from . import data as D
 from . import distributed as _dist
+from . import epoch_logs as EL
 from .layers.regularization import Dropout
 
 __all__ = ["plan", "DataParallel"]
@@ -125,11 +126,9 @@ class DataParallel:
         """One data-parallel step per global batch (``w``: the rows' weights, or None); the
         epoch's logs, the same on every rank (a host read of the reduced losses, as one
         process does)."""
-        from .training import _BAR_UPDATES, _read_logs, finish_epoch
-
         self._reseed_dropout(epoch)
         backend, xp, dtype = model.backend, model.backend.xp, model.dtype_name
-        refresh = max(1, math.ceil(len(slices) / _BAR_UPDATES))
+        refresh = max(1, math.ceil(len(slices) / EL.BAR_UPDATES))
         params, state = model.get_params(trainable_only=True), model.opt_state
         keys = list(params)
         stats = [(l.state, k) for l in model.layers for k in sorted(l.state)]
@@ -167,10 +166,10 @@ class DataParallel:
                 parts_m.append(xp.reshape(tail[end - math.prod(shape):end], shape))
             if bar is not None and ((b + 1) % refresh == 0 or b + 1 == len(slices)):
                 bar.update(b + 1 - bar.n)
-                bar.set_postfix(_read_logs(model, losses, metric_parts, slices), refresh=False)
+                bar.set_postfix(EL.read_logs(model, losses, metric_parts, slices), refresh=False)
             if hooks is not None:
                 hooks.end(b)  # a stop here would leave the ranks apart: at the epoch's end
-        return finish_epoch(model, params, state, losses, metric_parts, slices, bar, epoch)
+        return EL.finish_epoch(model, params, state, losses, metric_parts, slices, bar, epoch)
 
     def _batch_sync(self, layers, i, j, where):
         """``(layers, BatchSync)`` for the synchronized BatchNormalization layers on the

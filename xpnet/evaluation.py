@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from . import compiled as _compiled
 from . import data as D
+from . import epoch_logs as EL
 from . import sample_weights as SW
+from .fit_data import prepare
 
 __all__ = ["run_evaluate", "evaluate_arrays", "eval_batch"]
 
@@ -12,22 +14,18 @@ __all__ = ["run_evaluate", "evaluate_arrays", "eval_batch"]
 def run_evaluate(model, x, y, batch_size=32, verbose=1, sample_weight=None):
     """Loss and metrics over ``(x, y)`` as a dict (read from the device once);
     ``sample_weight`` weighs the rows' losses as in ``fit``."""
-    from .training import _prepare
-
     batch_size = D.check_batch_size(batch_size)
-    x, y, y_dtype = _prepare(model, x, y)
+    x, y, y_dtype = prepare(model, x, y)
     w = SW.prepare_weights(sample_weight, None, x, y, model.backend, model.dtype_name)
     return evaluate_arrays(model, x, y, y_dtype, w, batch_size, verbose)
 
 
 def evaluate_arrays(model, x, y, y_dtype, w, batch_size, verbose=0):
-    """Loss and metrics of data already checked by ``training._prepare`` (``w``: the
+    """Loss and metrics of data already checked by :func:`xpnet.fit_data.prepare` (``w``: the
     rows' weights, or None)."""
-    from .training import _progress, _read_logs, _show
-
     backend, dtype = model.backend, model.dtype_name
     slices = D.batch_slices(D.num_rows(x), batch_size)
-    bar = _progress(len(slices), "Evaluate", verbose)
+    bar = EL.progress(len(slices), "Evaluate", verbose)
     losses, metric_parts = [], [[] for _ in model.metrics]
     jit = _compiled.steps(model)
     for i, j in slices:
@@ -40,8 +38,8 @@ def evaluate_arrays(model, x, y, y_dtype, w, batch_size, verbose=0):
             parts.append(value)
         if bar is not None:
             bar.update(1)
-    logs = _read_logs(model, losses, metric_parts, slices)
-    _show(bar, logs, verbose)
+    logs = EL.read_logs(model, losses, metric_parts, slices)
+    EL.show(bar, logs, verbose)
     return logs
 
 

@@ -19,8 +19,11 @@ import array_api_compat
 from . import backend as B
 from . import compiled as _compiled
 from . import data as D
+from . import epoch_logs as EL
 from . import sample_weights as SW
 from .dataset import Dataset, Prefetch, batches as _dataset_batches
+from .evaluation import eval_batch
+from .fit_data import prepare
 
 __all__ = ["is_pipeline", "refuse_steps", "FitSource", "Validation"]
 
@@ -101,13 +104,11 @@ class _Batches:
     """Checked, moved batches of one pipeline: ``epoch(e, seed, steps)`` iterates them."""
 
     def __init__(self, model, data, what, class_weight=None):
-        from .training import _prepare
-
         self.model, self.data, self.what, self.class_weight = model, data, what, class_weight
         self.val = what != "x"
         self.pending = None
         if isinstance(data, Dataset):  # its arrays checked once, as fit(x, y) checks them
-            x, y, y_dtype = _prepare(model, data.x, data.y, name="val_" if self.val else "")
+            x, y, y_dtype = prepare(model, data.x, data.y, name="val_" if self.val else "")
             self.w = SW.prepare_weights(data.sample_weight, class_weight, x, y, model.backend,
                                         model.dtype_name)
             self.x, self.y, self.y_dtype = x, y, y_dtype
@@ -129,15 +130,13 @@ class _Batches:
 
     def check(self, batch, k):
         """``(x, y, w)`` of batch ``k`` as the backend's arrays, checked."""
-        from .training import _prepare
-
         model = self.model
         if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
             raise TypeError(f"{self.what}: batch {k} is a {type(batch).__name__}; each batch "
                             "must be a tuple (x, y) or (x, y, sample_weight)")
         backend = model.backend if model.built else B.current()
         x, y = (_as_input(a, backend) for a in batch[:2])
-        x, y, y_dtype = _prepare(model, x, y, name=f"batch {k} of {self.what}: ")
+        x, y, y_dtype = prepare(model, x, y, name=f"batch {k} of {self.what}: ")
         w = batch[2] if len(batch) == 3 else None
         w = _as_input(w, backend) if w is not None else None
         w = SW.prepare_weights(w, self.class_weight, x, y, model.backend, model.dtype_name)
@@ -180,8 +179,6 @@ class Validation:
 
     def validate(self):
         """The loss and metrics over the validation batches (one host read)."""
-        from .training import _read_logs, eval_batch
-
         model = self.model
         if self.batches is None:
             self.batches = _Batches(model, self.data, "validation_data")
@@ -196,7 +193,7 @@ class Validation:
             _close(it)
         if not losses:
             raise ValueError("validation_data yielded no batch (a generator that ran out?)")
-        return _read_logs(model, losses, parts, slices)
+        return EL.read_logs(model, losses, parts, slices)
 
 
 def _append(losses, parts, slices, loss, sums, xb):
@@ -265,14 +262,14 @@ def run_batches(model, batches, bar, epoch, hooks=None):
     """One training step per batch of ``batches`` (``(x, y, w)`` arrays of the backend,
     through the compiled step where ``jit_compile`` made one): ``(logs, batches run)``,
     the logs None when there was no batch."""
-    from .training import _BAR_UPDATES, _read_logs, finish_epoch, train_step
+    from .training import train_step
 
     params, state = model.get_params(trainable_only=True), model.opt_state
     jit = _compiled.steps(model)
     if jit is not None:
         state = jit.begin_epoch(params, state)
     total = bar.total if bar is not None else None
-    refresh = max(1, -(-total // _BAR_UPDATES)) if total else None
+    refresh = max(1, -(-total // EL.BAR_UPDATES)) if total else None
     losses, parts, slices = [], [[] for _ in model.metrics], []
     if hooks is not None:
         hooks.epoch(losses, parts, slices)
@@ -290,7 +287,7 @@ def run_batches(model, batches, bar, epoch, hooks=None):
         if bar is not None and ((b + 1) % refresh == 0 or b + 1 == total if refresh
                                 else not b & (b + 1)):
             bar.update(b + 1 - bar.n)
-            bar.set_postfix(_read_logs(model, losses, parts, slices), refresh=False)
+            bar.set_postfix(EL.read_logs(model, losses, parts, slices), refresh=False)
         if hooks is not None:
             hooks.end(b)
             if model.stop_training:
@@ -301,4 +298,4 @@ def run_batches(model, batches, bar, epoch, hooks=None):
         return None, 0
     if bar is not None:
         bar.update(len(losses) - bar.n)
-    return finish_epoch(model, params, state, losses, parts, slices, bar, epoch), len(losses)
+    return EL.finish_epoch(model, params, state, losses, parts, slices, bar, epoch), len(losses)

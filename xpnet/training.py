@@ -1,7 +1,7 @@
 """Training: the loop behind ``Sequential.fit`` and the step it runs (``evaluate``'s loop
 is in :mod:`xpnet.evaluation`, input pipelines in :mod:`xpnet.pipelines`).
 
-:func:`run_fit` checks its arguments and the data once, then runs epochs of
+:func:`run_fit` checks its arguments and the data once (:mod:`xpnet.fit_data`), then runs epochs of
 :func:`train_step`, a pure function of (parameters, optimizer state, batch): it reads
 nothing global and writes nothing but its return values (and the layers' scratch space),
 so it can be mapped over devices. A data-parallel trainer calls :func:`forward_backward`
@@ -11,33 +11,31 @@ batch), and calls ``optimizer.apply(params, grads, opt_state)`` everywhere: that
 
 Host reads are few and deliberate: the step never reads a value back (the loss is a 0-d
 array on the device); the per-batch losses and metric sums are read when the progress bar
-refreshes (about ten times an epoch with ``verbose=1``) and once at the end of each epoch.
+refreshes (about ten times an epoch with ``verbose=1``) and once at the end of each epoch
+(:mod:`xpnet.epoch_logs`).
 """
 from __future__ import annotations
 
 import math
 import numbers
-import warnings
-
-import array_api_compat
 
 from . import backend as B
 from . import compiled as _compiled
 from . import data as D
 from . import _validate as V
 from . import _distributed_fit as _dp
+from . import epoch_logs as EL
 from . import pipelines as P
 from . import sample_weights as SW
 from ._validate import check_seed
 from .callbacks import CallbackList
-from .evaluation import eval_batch, evaluate_arrays as _evaluate, run_evaluate
+from .evaluation import evaluate_arrays as _evaluate, run_evaluate
+from .fit_data import prepare, split_validation
 from .history import History
 from .layers.regularization import Dropout
 
 __all__ = ["run_fit", "run_evaluate", "train_step", "forward_backward", "claim",
            "ModelInUseError"]
-
-_BAR_UPDATES = 10
 
 
 def run_fit(model, x, y=None, *, epochs=1, batch_size=32, validation_data=None,
@@ -81,9 +79,9 @@ def run_fit(model, x, y=None, *, epochs=1, batch_size=32, validation_data=None,
         batch_size = D.check_batch_size(batch_size)
         dp = _dp.plan(distributed, model)  # data-parallel: None on one process
         verbose = verbose if dp is None else dp.verbose(verbose)
-        x, y, y_dtype = _prepare(model, x, y)
+        x, y, y_dtype = prepare(model, x, y)
         w = SW.prepare_weights(sample_weight, class_weight, x, y, model.backend, model.dtype_name)
-        x, y, w, val = _split_validation(model, x, y, w, validation_data, validation_split)
+        x, y, w, val = split_validation(model, x, y, w, validation_data, validation_split)
     if model.plan_training() == 0:
         raise ValueError("every layer of the model is frozen (trainable=False), so fit has nothing "
                          "to train: set layer.trainable = True on a layer, or use evaluate")
@@ -115,11 +113,11 @@ def run_fit(model, x, y=None, *, epochs=1, batch_size=32, validation_data=None,
             callbacks.on_epoch_begin(epoch)
             if source is None:
                 order = _seed_epoch(model, x, base_seed, epoch, shuffle)
-                bar = _progress(len(slices), f"Epoch {epoch + 1}/{epochs}", verbose)
+                bar = EL.progress(len(slices), f"Epoch {epoch + 1}/{epochs}", verbose)
                 logs = train_epoch(model, x, y, y_dtype, slices, order, bar, epoch, w, hooks)
             else:
                 _seed_epoch(model, None, base_seed, epoch, False)  # the dropout masks
-                bar = _progress(source.steps, f"Epoch {epoch + 1}/{epochs}", verbose)
+                bar = EL.progress(source.steps, f"Epoch {epoch + 1}/{epochs}", verbose)
                 logs = source.train_epoch(epoch, base_seed, bar, hooks)
                 if logs is None:  # the data ran out before the epoch's first batch
                     break
@@ -131,7 +129,7 @@ def run_fit(model, x, y=None, *, epochs=1, batch_size=32, validation_data=None,
                 logs.update({f"val_{k}": v for k, v in _evaluate(model, *val, batch_size).items()})
             elif validator is not None:
                 logs.update({f"val_{k}": v for k, v in validator.validate().items()})
-            _show(bar, logs, verbose, f"Epoch {epoch + 1}/{epochs} - ")
+            EL.show(bar, logs, verbose, f"Epoch {epoch + 1}/{epochs} - ")
             callbacks.on_epoch_end(epoch, logs)  # they may add to the logs (learning_rate)
             history.record(epoch, logs)
             if model.stop_training:
@@ -156,43 +154,6 @@ def _check_fit_args(epochs, validation_split, initial_epoch, verbose):
     return int(epochs), int(initial_epoch)
 
 
-def _prepare(model, x, y, name=""):
-    """Check ``x``/``y`` against the model (built from ``x`` if needed), once per call;
-    return them with the dtype name targets are moved with."""
-    backend = model.backend if model.built else B.current()
-    x = D.as_data(x, backend, name + "x")
-    y = D.as_data(y, backend, name + "y")
-    D.check_xy(x, y)
-    model.check_input(x)
-    D.check_finite(x, name + "x", model.dtype_name)  # as the model sees it, after the cast
-    D.check_finite(y, name + "y", None if model.loss.sparse else model.dtype_name)
-    y_dtype = D.check_targets(y, model.loss, model.output_shape, name + "y") or model.dtype_name
-    return x, y, model.backend.dtype_name(y_dtype)  # int64 labels: int32 on JAX without x64
-
-
-def _split_validation(model, x, y, w, validation_data, validation_split):
-    """``(x, y, w, val)``: the training rows (and their weights) and the prepared
-    validation data ``(x, y, y_dtype, w)``, or None."""
-    if validation_data is not None:
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-            raise TypeError("validation_data must be a tuple (x_val, y_val) or "
-                            "(x_val, y_val, sample_weight_val)")
-        val = _prepare(model, *validation_data[:2], name="val_")
-        vw = validation_data[2] if len(validation_data) == 3 else None
-        vw = SW.prepare_weights(vw, None, val[0], val[1], model.backend, model.dtype_name)
-        return x, y, w, (*val, vw)
-    if validation_split == 0:
-        return x, y, w, None
-    n = D.num_rows(x)
-    n_val = int(n * validation_split)
-    if n_val == 0 or n_val == n:
-        raise ValueError(f"validation_split={validation_split} leaves no rows on one side of {n}")
-    val = _prepare(model, x[n - n_val:, ...], y[n - n_val:, ...], name="val_")
-    if w is None:
-        return x[:n - n_val, ...], y[:n - n_val, ...], None, (*val, None)
-    return x[:n - n_val, ...], y[:n - n_val, ...], w[:n - n_val], (*val, w[n - n_val:])
-
-
 def _seed_epoch(model, x, base_seed, epoch, shuffle):
     """Reseed the dropout masks and return the epoch's row order (None: in order); both
     depend only on (seed, epoch)."""
@@ -213,7 +174,7 @@ def _train_epoch(model, x, y, y_dtype, slices, order, bar, epoch, w=None, hooks=
     """One :func:`train_step` per batch (``w``: the rows' weights, or None); return the
     epoch's logs (one host read). ``hooks``: the callbacks' batch hooks, or None."""
     backend, dtype = model.backend, model.dtype_name
-    refresh = max(1, math.ceil(len(slices) / _BAR_UPDATES))  # at most 10 reads
+    refresh = max(1, math.ceil(len(slices) / EL.BAR_UPDATES))  # at most 10 reads
     params, state = model.get_params(trainable_only=True), model.opt_state
     jit = _compiled.train_steps(model)  # jit_compile: one compiled call (or graph) a batch
     if jit is not None:
@@ -240,28 +201,14 @@ def _train_epoch(model, x, y, y_dtype, slices, order, bar, epoch, w=None, hooks=
             parts.append(value)
         if bar is not None and ((b + 1) % refresh == 0 or b + 1 == len(slices)):
             bar.update(b + 1 - bar.n)
-            bar.set_postfix(_read_logs(model, losses, metric_parts, slices), refresh=False)
+            bar.set_postfix(EL.read_logs(model, losses, metric_parts, slices), refresh=False)
         if hooks is not None:
             hooks.end(b)
             if model.stop_training:  # as Keras: a batch hook stops after its batch
                 break
     if jit is not None:
         state = jit.end_epoch(state)
-    return finish_epoch(model, params, state, losses, metric_parts, slices, bar, epoch)
-
-
-def finish_epoch(model, params, state, losses, metric_parts, slices, bar, epoch):
-    """The end of an epoch's loop: put the parameters and optimizer state on the model,
-    read the epoch's logs (one host read) and stop training on a non-finite loss."""
-    model.set_params(params)
-    # the step keeps the slots of the trainable parameters; a frozen one keeps its own
-    model.opt_state = {"step": state["step"], "slots": {**model.opt_state["slots"], **state["slots"]}}
-    logs = _read_logs(model, losses, metric_parts, slices)
-    if not math.isfinite(logs["loss"]):
-        if bar is not None:
-            bar.close()
-        _stop_on_nonfinite(model, model.backend.xp, losses, epoch)
-    return logs
+    return EL.finish_epoch(model, params, state, losses, metric_parts, slices, bar, epoch)
 
 
 def train_step(model, optimizer, params: dict, opt_state: dict, x, y, sample_weight=None):
@@ -329,45 +276,3 @@ def forward_backward(model, params: dict, x, y, sample_weight=None):
         return loss, y_pred, model.get_grads()
     finally:
         lock.release()
-
-
-def _read_logs(model, losses, metric_parts, slices):
-    """One host read: the means over the rows of the batches so far (``len(losses)``);
-    a metric's summed statistics (a 1-D array per batch) go to its ``result``."""
-    xp, n = model.backend.xp, slices[len(losses) - 1][1]
-    w = xp.asarray([j - i for i, j in slices[:len(losses)]], dtype=losses[0].dtype,
-                   device=array_api_compat.device(losses[0]))
-    logs = {"loss": float(xp.sum(xp.stack(losses) * w)) / n}
-    for metric, name, parts in zip(model.metrics, model.metric_names, metric_parts):
-        stacked = xp.stack(parts)
-        total = xp.sum(stacked) if stacked.ndim == 1 else xp.sum(stacked, axis=0)
-        logs[name] = metric.result(total, n)
-    return logs
-
-
-def _stop_on_nonfinite(model, xp, losses, epoch):
-    finite = xp.isfinite(xp.stack(losses))
-    first_bad = int(xp.argmin(xp.astype(finite, xp.int32)))  # first False
-    model.stop_training = True
-    model.stop_reason = (
-        f"the loss became non-finite (nan or inf) at epoch {epoch + 1}, batch {first_bad + 1}; "
-        "the learning rate is probably too high for this model and data"
-    )
-    warnings.warn(f"xpnet: {model.stop_reason}. Training stopped.", RuntimeWarning, stacklevel=5)
-
-
-def _progress(total, desc, verbose):
-    if verbose != 1:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="batch", leave=True, dynamic_ncols=True)
-
-
-def _show(bar, logs, verbose, prefix=""):
-    """The logs at the end of an epoch or an evaluation: on the bar, or printed (verbose 2)."""
-    if bar is not None:
-        bar.set_postfix(logs, refresh=False)
-        bar.close()
-    elif verbose == 2:
-        print(prefix + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()), flush=True)
