@@ -78,6 +78,27 @@ def test_logs_are_the_running_means_of_the_batch_losses(backend):
     assert seen[-1][2] == pytest.approx(history.history["accuracy"][0], rel=1e-12)
 
 
+def test_logs_of_metrics_that_keep_statistics(backend):
+    """Precision and AUC keep confusion counts (a vector a batch): the last batch's logs
+    are the epoch's, read through each metric's ``result``, also when read at every batch."""
+    x, y = _data()
+    y = (y > 0).astype("int64")
+    for read_every_batch in (True, False):
+        model = xn.Sequential([xn.layers.Dense(8, input_dim=4, activation="tanh"),
+                               xn.layers.Dense(1, activation="sigmoid")], seed=1,
+                              dtype="float64")
+        model.compile(optimizer=xn.optimizers.SGD(lr=0.1), loss="binary_crossentropy",
+                      metrics=["precision", "auc", "accuracy"])
+        seen = []
+        cb = LambdaCallback(on_train_batch_end=lambda b, logs: seen.append(
+            dict(logs) if read_every_batch or b == 4 else None))
+        history = model.fit(x, y, epochs=1, batch_size=BATCH, callbacks=[cb], verbose=0)
+        for key in ("loss", "precision", "auc", "accuracy"):
+            assert seen[-1][key] == pytest.approx(history.history[key][0], rel=1e-12), key
+        if read_every_batch:
+            assert 0.0 <= seen[0]["precision"] <= 1.0 and 0.0 <= seen[0]["auc"] <= 1.0
+
+
 def test_only_overriding_callbacks_are_called():
     class EpochOnly(Callback):
         def on_epoch_end(self, epoch, logs=None):

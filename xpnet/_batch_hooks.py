@@ -29,27 +29,30 @@ def implements(callback, name) -> bool:
 
 
 class _Running:
-    """The epoch's running sums, read from the device incrementally: a read at batch
-    ``k`` reads only the batches since the previous read."""
+    """The epoch's running sums, added up on the device incrementally: a read at batch
+    ``k`` adds only the batches since the previous read. A metric's sum may be a vector of
+    statistics (precision's counts), turned into its value by ``metric.result``."""
 
     def __init__(self, model, losses, metric_parts, slices):
         self.model, self.losses, self.parts, self.slices = model, losses, metric_parts, slices
-        self.upto, self.sums = 0, [0.0] * (1 + len(metric_parts))
+        self.upto, self.totals = 0, None
 
     def means(self, k):
         if k < self.upto:  # an older batch's logs read late: start again
-            self.upto, self.sums = 0, [0.0] * len(self.sums)
+            self.upto, self.totals = 0, None
         if k > self.upto:
             a, losses = self.upto, self.losses
             xp = array_api_compat.array_namespace(losses[a])
             rows = xp.asarray([j - i for i, j in self.slices[a:k]], dtype=losses[a].dtype,
                               device=array_api_compat.device(losses[a]))
             new = [xp.sum(xp.stack(losses[a:k]) * rows)]
-            new += [xp.sum(xp.stack(p[a:k])) for p in self.parts]
-            self.sums = [s + float(v) for s, v in zip(self.sums, new)]
+            new += [xp.sum(xp.stack(p[a:k]), axis=0) for p in self.parts]
+            self.totals = new if self.totals is None else \
+                [t + v for t, v in zip(self.totals, new)]
             self.upto = k
         n = self.slices[k - 1][1]
-        return [s / n for s in self.sums]
+        loss, *sums = self.totals
+        return [float(loss) / n, *(m.result(t, n) for m, t in zip(self.model.metrics, sums))]
 
 
 class BatchLogs(Mapping):
