@@ -7,6 +7,7 @@ device)."""
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 
@@ -122,15 +123,30 @@ def _load_cupy() -> dict:
 
 
 def _cupy_pinned(host, backend):
-    """A host NumPy array on the device through a page-locked buffer (CuPy's pinned pool)."""
+    """A host NumPy array on the device through a page-locked buffer (CuPy's pinned pool),
+    copied on a stream of the calling (prefetch) thread and waited for there: the array
+    is complete when handed over, and the buffer goes back to the pool only after the copy."""
     import cupy
 
     mem = cupy.cuda.alloc_pinned_memory(host.nbytes)
     staged = np.frombuffer(mem, host.dtype, host.size).reshape(host.shape)
     staged[...] = host
+    stream = _cupy_copy_stream(cupy)
     out = cupy.empty(host.shape, host.dtype)
-    out.set(staged)
+    out.set(staged, stream=stream)
+    stream.synchronize()
     return out
+
+
+_COPY_STREAMS = threading.local()
+
+
+def _cupy_copy_stream(cupy):
+    """One non-blocking CuPy stream per thread for the prefetch copies."""
+    stream = getattr(_COPY_STREAMS, "stream", None)
+    if stream is None:
+        stream = _COPY_STREAMS.stream = cupy.cuda.Stream(non_blocking=True)
+    return stream
 
 
 def _cupy_rng(seed: int, backend):
