@@ -37,7 +37,7 @@ from __future__ import annotations
 import warnings
 
 from . import data as D
-from .compiled import _nothing, _set_layer_state, layer_state
+from .compiled import _nothing, _set_layer_state, layer_state, made_for, steps_key
 from .layers.regularization import Dropout
 
 __all__ = ["graph_steps", "GraphSteps"]
@@ -49,11 +49,9 @@ def graph_steps(model, compiler) -> "GraphSteps | None":
     jit = getattr(model, "jit_compile", False)
     if not model.built or jit is False or (jit == "auto" and not getattr(compiler, "auto", True)):
         return None
-    objects = (model._bindings, model.optimizer, model.loss, *model.metrics)
-    key = (objects, tuple(k for k, _, _ in model._train_bindings))
+    key = steps_key(model)
     cached = getattr(model, "_graph_steps", None)
-    if cached is None or cached.key[1] != key[1] or len(cached.key[0]) != len(objects) or \
-            any(a is not b for a, b in zip(cached.key[0], objects)):
+    if not made_for(cached, key):
         cached = model._graph_steps = GraphSteps(model, compiler.capture, key)
     return None if cached.failed else cached
 

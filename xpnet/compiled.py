@@ -55,13 +55,24 @@ def steps(model) -> "CompiledSteps | None":
     if cached is not None and len(cached.seen) == len(seen) and \
             all(map(operator.is_, cached.seen, seen)):
         return cached  # the same objects as at the last call (model(x) per row: the usual case)
-    objects = (model._bindings, model.optimizer, model.loss, *model.metrics)
-    key = (objects, tuple(k for k, _, _ in model._train_bindings))
-    if cached is None or cached.key[1] != key[1] or len(cached.key[0]) != len(objects) or \
-            any(a is not b for a, b in zip(cached.key[0], objects)):
+    key = steps_key(model)
+    if not made_for(cached, key):
         cached = model._compiled_steps = CompiledSteps(model, compiler, key)
     cached.seen = seen
     return cached
+
+
+def steps_key(model) -> tuple:
+    """What a model's compiled (or graph) steps are made for: its layers' bindings,
+    optimizer, loss and metrics (compared by identity) and the trainable parameters' keys."""
+    objects = (model._bindings, model.optimizer, model.loss, *model.metrics)
+    return objects, tuple(k for k, _, _ in model._train_bindings)
+
+
+def made_for(cached, key) -> bool:
+    """True when the steps ``cached`` (or None) were made for ``key`` (:func:`steps_key`)."""
+    return cached is not None and cached.key[1] == key[1] and \
+        len(cached.key[0]) == len(key[0]) and all(map(operator.is_, cached.key[0], key[0]))
 
 
 def _seen(model) -> tuple:

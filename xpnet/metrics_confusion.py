@@ -66,7 +66,10 @@ def _top_k(xp, y, k):
 
 
 class _PrecisionRecall(Metric):
-    """Shared by :class:`Precision` and :class:`Recall`: the counts ``[tp, other]``."""
+    """Shared by :class:`Precision` and :class:`Recall`: the counts ``[tp, other]``, the
+    other being false positives (``_other = 1``) or false negatives (``_other = 2``)."""
+
+    _other = 1
 
     def __init__(self, thresholds=None, top_k=None, class_id=None, name=None, dtype=None):
         cls = type(self).__name__
@@ -117,6 +120,12 @@ class _PrecisionRecall(Metric):
         tp = xp.sum(predicted * actual)
         return tp, xp.sum(predicted) - tp, xp.sum(actual_w) - tp
 
+    def batch_sum(self, y_pred, t, sample_weight=None):
+        """``[tp, fp]`` (Precision) or ``[tp, fn]`` (Recall) of the batch, weighted by
+        ``sample_weight`` (per row or per entry)."""
+        counts = self._counts(y_pred, t, sample_weight)
+        return array_namespace(y_pred).stack([counts[0], counts[self._other]])
+
     def result(self, total, n):
         return float(divide_no_nan(array_namespace(total), total[0], total[0] + total[1]))
 
@@ -139,24 +148,13 @@ class Precision(_PrecisionRecall):
 
     name = "precision"
 
-    def batch_sum(self, y_pred, t, sample_weight=None):
-        """``[tp, fp]`` of the batch, weighted by ``sample_weight`` (per row or per entry)."""
-        xp = array_namespace(y_pred)
-        tp, fp, _ = self._counts(y_pred, t, sample_weight)
-        return xp.stack([tp, fp])
-
 
 class Recall(_PrecisionRecall):
     """Recall ``tp / (tp + fn)`` over every batch (Keras' ``Recall``); the parameters are
     :class:`Precision`'s (default name ``"recall"``)."""
 
     name = "recall"
-
-    def batch_sum(self, y_pred, t, sample_weight=None):
-        """``[tp, fn]`` of the batch, weighted by ``sample_weight`` (per row or per entry)."""
-        xp = array_namespace(y_pred)
-        tp, _, fn = self._counts(y_pred, t, sample_weight)
-        return xp.stack([tp, fn])
+    _other = 2
 
 
 class AUC(Metric):
